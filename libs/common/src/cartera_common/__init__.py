@@ -1,0 +1,1 @@
+"""Shared plumbing for every Cartera service, written once."""

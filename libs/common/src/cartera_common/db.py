@@ -1,0 +1,32 @@
+"""Engine creation, so every service talks to PostgreSQL the same way."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from cartera_common.settings import DatabaseSettings, asyncpg_url
+
+# Stable constraint names, so migrations written today still match the tables tomorrow.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(settings: DatabaseSettings, *, schema: str) -> AsyncEngine:
+    """An engine whose connections see the service's schema first, so queries stay unqualified."""
+    return create_async_engine(
+        asyncpg_url(settings.database_url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": f"{schema},public", "application_name": schema}},
+    )

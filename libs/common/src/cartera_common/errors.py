@@ -1,0 +1,26 @@
+"""Which failures are worth retrying and which mean the message itself is bad."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+# SQLSTATE classes: 08 connection, 40 serialization/deadlock, 53 resources, 57 operator intervention.
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "57")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | asyncio.TimeoutError | ConnectionError | KafkaError):
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
+        return bool(sqlstate) and str(sqlstate).startswith(_TRANSIENT_SQLSTATE)
+    return False

@@ -1,0 +1,52 @@
+"""Field types and the base every incoming event shares."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, Field(max_length=2000)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone), Field(description="IANA zone, e.g. Europe/Madrid")]
+
+
+class IncomingBase(BaseModel):
+    """Fields every event carries in Cartera's flat HTTP format; unknown extra fields are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
+
+    customer_id: Id = Field(description="The business's own id for the customer.")
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None,
+        description="Idempotency key: the same id posted twice is one event. "
+        "When absent and occurred_at is given, an id is derived from the content.",
+    )
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When it happened (ISO 8601 with offset); defaults to receipt time."
+    )
+    source: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The system that sent it (shop, pos, crm, …)."
+    )
+
+    def payload(self) -> dict[str, Any]:
+        """The type-specific fields (and kept extras), JSON-ready, for the envelope."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for key in ("type", "customer_id", "event_id", "occurred_at", "source"):
+            data.pop(key, None)
+        return data

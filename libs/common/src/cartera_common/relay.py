@@ -1,0 +1,187 @@
+"""Publishes a service's outbox to Kafka in id order, woken by NOTIFY, one active relay at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cartera_common.epoch import establish_epoch
+from cartera_common.errors import is_transient
+from cartera_common.metrics import OUTBOX_DEPTH, PUBLISHED, REPLAYED
+from cartera_common.settings import ServiceSettings, libpq_url
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[AsyncConnection], Awaitable[None]]
+
+_CLAIM = text(
+    """
+    SELECT id, topic, key, value FROM outbox
+    WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
+    """
+)
+_MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+
+class OutboxRelay:
+    """At-least-once publisher; consumers' inboxes turn that into effectively once."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        settings: ServiceSettings,
+        retention_s: int | None = None,
+        on_new_epoch: EpochHook | None = None,
+    ) -> None:
+        self.service = service
+        self._engine = engine
+        self._producer = producer
+        self._admin = admin
+        self._settings = settings
+        self._retention_s = settings.cartera_outbox_retention_s if retention_s is None else retention_s
+        self._on_new_epoch = on_new_epoch
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._listener: asyncpg.Connection | None = None
+        self._epoch_due = 0.0
+        self._housekeeping_due = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                await self._ensure_listener()
+                await self._tick()
+                if await self.publish_batch() == 0:
+                    await self._sleep(1.0)
+                backoff = 0.1
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("relay failed", extra={"service": self.service})
+                else:
+                    log.warning("relay waiting for broker or database: %r", exc, extra={"service": self.service})
+                self._epoch_due = 0.0  # the broker may have come back empty
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        await self.drain()
+        await self._close_listener()
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Publishes what is left at shutdown, so a clean stop leaves no backlog behind."""
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(Exception):
+            while time.monotonic() < deadline and await self.publish_batch() > 0:
+                pass
+
+    async def publish_batch(self) -> int:
+        async with self._engine.begin() as conn:
+            locked = await conn.scalar(
+                text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": "relay:" + self.service}
+            )
+            if not locked:
+                return 0  # another replica is publishing; it keeps key order
+            rows = (await conn.execute(_CLAIM, {"n": self._settings.cartera_relay_batch})).all()
+            if not rows:
+                return 0
+            futures = [await self._producer.send(r.topic, r.value, key=r.key.encode()) for r in rows]
+            await asyncio.gather(*futures)
+            await conn.execute(_MARK, {"ids": [r.id for r in rows]})
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.topic] = counts.get(r.topic, 0) + 1
+        for topic, n in counts.items():
+            PUBLISHED.labels(self.service, topic).inc(n)
+        return len(rows)
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._epoch_due:
+            await self.check_epoch()
+            self._epoch_due = now + 5.0
+        if now >= self._housekeeping_due:
+            await self._housekeeping()
+            self._housekeeping_due = now + 30.0
+
+    async def check_epoch(self) -> None:
+        """Republishes the recent outbox when the broker is not the one we last published to."""
+        s = self._settings
+        epoch = await establish_epoch(
+            self._admin, partitions=s.cartera_partitions, replication=s.cartera_replication_factor
+        )
+        async with self._engine.begin() as conn:
+            known = await conn.scalar(
+                text("SELECT epoch FROM broker_epoch WHERE relay = :r FOR UPDATE"), {"r": self.service}
+            )
+            if known == epoch:
+                return
+            if known is not None:
+                result = await conn.execute(
+                    text(
+                        "UPDATE outbox SET published_at = NULL WHERE published_at >= now() - make_interval(secs => :w)"
+                    ),
+                    {"w": s.cartera_replay_window_s},
+                )
+                replayed = getattr(result, "rowcount", 0)
+                REPLAYED.labels(self.service).inc(replayed)
+                log.warning(
+                    "broker is new (epoch %s); republishing %d rows", epoch, replayed, extra={"service": self.service}
+                )
+                if self._on_new_epoch is not None:
+                    await self._on_new_epoch(conn)
+            await conn.execute(
+                text(
+                    "INSERT INTO broker_epoch (relay, epoch) VALUES (:r, :e) "
+                    "ON CONFLICT (relay) DO UPDATE SET epoch = :e, seen_at = now()"
+                ),
+                {"r": self.service, "e": epoch},
+            )
+
+    async def _housekeeping(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => :r)"),
+                {"r": self._retention_s},
+            )
+            depth = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        OUTBOX_DEPTH.labels(self.service).set(depth or 0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await asyncpg.connect(libpq_url(self._settings.database_url))
+            await self._listener.add_listener(f"outbox_{self.service}", lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError) as exc:
+            self._listener = None  # fall back to polling until the database is back
+            log.warning("outbox listener unavailable: %r", exc, extra={"service": self.service})
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None

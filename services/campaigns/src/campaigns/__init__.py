@@ -1,0 +1,1 @@
+"""Cartera campaigns: the win-back engine and its delivery (its issue builds the engine)."""

@@ -1,0 +1,3 @@
+from campaigns.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Cartera scoring: value models, lifetime value, lead scores (its issue builds the models)."""

@@ -1,0 +1,3 @@
+from scoring.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Cartera segmenter: turns the event stream into the customer portfolio."""

@@ -1,0 +1,3 @@
+from segmenter.main import main
+
+main()

@@ -1,0 +1,163 @@
+"""Real servers for the tests: PostgreSQL and a Kafka-protocol broker, plus the services as processes.
+
+When DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set the tests use those servers (every stack gets
+a database of its own); otherwise they start the embedded ones, exactly as `cartera up` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from cartera.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from cartera.setup import prepare
+from cartera_common.settings import libpq_url
+
+# Short sessions keep consumer-group joins and restarts quick (TOOLCHAIN.md).
+FAST_GROUPS = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
+
+
+def create_database(server_url: str) -> str:
+    """A fresh database on the server, so each stack starts empty."""
+    name = "cartera_test_" + uuid.uuid4().hex[:12]
+
+    async def create() -> None:
+        conn = await asyncpg.connect(libpq_url(server_url))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    base, _, _ = libpq_url(server_url).rpartition("/")
+    return f"{base}/{name}"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and binaries
+            [sys.executable, "-m", self.name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class Stack:
+    """One isolated Cartera: its own database and broker, its services as real processes."""
+
+    database_url: str
+    bootstrap: str
+    workdir: Path
+    keys: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def prepare(self) -> None:
+        generated = prepare(self.database_url, self.bootstrap)
+        self.keys = dict(generated)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTERA_", "INGEST_", "SEGMENTER_"))}
+        env.update(FAST_GROUPS)
+        env.update({"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap})
+        return env
+
+    def start(self, name: str, **extra_env: str) -> ServiceProcess:
+        port = free_port()
+        env = self.env() | {f"{name.upper()}_PORT": str(port)} | extra_env
+        svc = ServiceProcess(name, port, env, self.workdir / f"{name}-{port}.log")
+        svc.start()
+        svc.wait_ready()
+        self.services[name] = svc
+        return svc
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            svc.stop()
+
+
+@dataclass
+class Servers:
+    """The PostgreSQL server and the broker this test session uses."""
+
+    database_url: str
+    bootstrap: str
+    pg: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+
+    @classmethod
+    def start(cls, workdir: Path) -> Servers:
+        pg = broker = None
+        db = os.environ.get("DATABASE_URL")
+        if not db:
+            pg = EmbeddedPostgres(workdir / "pg", free_port())
+            pg.start()
+            db = pg.url
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            broker = EmbeddedBroker(free_port(), workdir / "broker.log")
+            broker.start()
+            kafka = broker.bootstrap
+        return cls(db, kafka, pg, broker)
+
+    def new_stack(self, workdir: Path, *, bootstrap: str | None = None) -> Stack:
+        stack = Stack(create_database(self.database_url), bootstrap or self.bootstrap, workdir)
+        stack.prepare()
+        return stack
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        if self.pg is not None:
+            self.pg.stop()
