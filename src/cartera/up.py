@@ -97,7 +97,7 @@ def _keys(home: Path, generated: dict[Role, str], embedded_db: bool) -> dict[str
         path.write_text("".join(f"export {KEY_ENV[r]}={k}\n" for r, k in generated.items()))
         path.chmod(0o600)
     found = {role: os.environ[env] for role, env in KEY_ENV.items() if os.environ.get(env)}
-    found.update(generated)
+    found.update({str(role): key for role, key in generated.items()})
     if path.exists():
         for line in path.read_text().splitlines():
             name, _, value = line.removeprefix("export ").partition("=")

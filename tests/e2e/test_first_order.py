@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.stack import Stack
+from cartera.stack import Stack
 
 
 def wait_for_customer(

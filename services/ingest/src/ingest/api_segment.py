@@ -45,10 +45,10 @@ async def _accept(request: Request, body: Any, messages: list[tuple[str, Any]], 
         detail: list[FieldError] | list[dict[str, Any]] = errors[0]["errors"] if single else errors
         return JSONResponse({"success": False, "detail": detail}, status_code=422)
     await intake.append(request.app.state.runtime.engine, envelopes)
-    body: dict[str, Any] = {"success": True}
+    answer: dict[str, Any] = {"success": True}
     if errors:
-        body["errors"] = sorted(errors, key=lambda e: int(e["index"]))
-    return JSONResponse(body, status_code=200)
+        answer["errors"] = sorted(errors, key=lambda e: int(e["index"]))
+    return JSONResponse(answer, status_code=200)
 
 
 def _single(kind: str) -> Any:

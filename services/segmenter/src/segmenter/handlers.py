@@ -65,7 +65,8 @@ _PROFILE_SET = ",\n        ".join(
     f"{f} = CASE WHEN c.profile_at IS NULL OR p.at >= c.profile_at THEN COALESCE(p.{f}, c.{f}) ELSE COALESCE(c.{f}, p.{f}) END"
     for f in PROFILE_FIELDS
 )
-_PROFILES = text(  # noqa: S608 - built from the constant PROFILE_FIELDS, no input
+# Built from the constant PROFILE_FIELDS only, never from input.
+_PROFILES = text(
     f"""
     UPDATE customer c
     SET {_PROFILE_SET},
@@ -78,7 +79,7 @@ _PROFILES = text(  # noqa: S608 - built from the constant PROFILE_FIELDS, no inp
         AS t(workspace_id, customer_id, at, {", ".join(PROFILE_FIELDS)}, traits)
     ) p
     WHERE c.workspace_id = p.workspace_id AND c.customer_id = p.customer_id
-    """
+    """,  # noqa: S608
 )
 
 

@@ -6,7 +6,7 @@ Adding a field is additive; removing or changing one is a new `schema_version`.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, EmailStr, Field, TypeAdapter
 
@@ -248,9 +248,10 @@ EVENT_MODELS: dict[str, type[IncomingBase]] = {}
 
 def _collect(cls: type[IncomingBase]) -> None:
     for sub in cls.__subclasses__():
-        annotation = sub.model_fields["type"].annotation if "type" in sub.model_fields else None
-        if annotation is not None and getattr(annotation, "__args__", None):
-            EVENT_MODELS[annotation.__args__[0]] = sub
+        field_info = sub.model_fields.get("type")
+        tags = get_args(field_info.annotation) if field_info is not None else ()
+        if tags:
+            EVENT_MODELS[str(tags[0])] = sub
         _collect(sub)
 
 

@@ -105,7 +105,7 @@ class Stack:
 
     def prepare(self) -> None:
         generated = prepare(self.database_url, self.bootstrap)
-        self.keys = dict(generated)
+        self.keys = {str(role): key for role, key in generated.items()}
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTERA_", "INGEST_", "SEGMENTER_"))}
