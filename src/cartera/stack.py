@@ -100,6 +100,7 @@ class Stack:
     database_url: str
     bootstrap: str
     workdir: Path
+    broker: EmbeddedBroker | None = None
     keys: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -122,42 +123,56 @@ class Stack:
         self.services[name] = svc
         return svc
 
+    def stop_broker(self) -> None:
+        """Stops the stack's embedded broker, which forgets every topic, message and offset."""
+        assert self.broker is not None, "only a stack with its own embedded broker can lose it"
+        self.broker.stop()
+
+    def start_broker(self) -> None:
+        assert self.broker is not None
+        self.broker.start()
+
     def stop(self) -> None:
         for svc in self.services.values():
             svc.stop()
+        if self.broker is not None:
+            self.broker.stop()
 
 
 @dataclass
 class Servers:
-    """The PostgreSQL server and the broker this test session uses."""
+    """The PostgreSQL server the tests use, and the broker settings for their stacks.
+
+    Each stack gets a database of its own and, unless KAFKA_BOOTSTRAP_SERVERS names a broker,
+    an embedded broker of its own too (it starts in a fraction of a second), so stacks never
+    share topics or consumer groups.
+    """
 
     database_url: str
-    bootstrap: str
+    bootstrap: str | None = None
     pg: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
 
     @classmethod
     def start(cls, workdir: Path) -> Servers:
-        pg = broker = None
+        pg = None
         db = os.environ.get("DATABASE_URL")
         if not db:
             pg = EmbeddedPostgres(workdir / "pg", free_port())
             pg.start()
             db = pg.url
-        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not kafka:
-            broker = EmbeddedBroker(free_port(), workdir / "broker.log")
-            broker.start()
-            kafka = broker.bootstrap
-        return cls(db, kafka, pg, broker)
+        return cls(db, os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None, pg)
 
-    def new_stack(self, workdir: Path, *, bootstrap: str | None = None) -> Stack:
-        stack = Stack(create_database(self.database_url), bootstrap or self.bootstrap, workdir)
+    def new_stack(self, workdir: Path) -> Stack:
+        broker = None
+        bootstrap = self.bootstrap
+        if bootstrap is None:
+            broker = EmbeddedBroker(free_port(), workdir / f"broker-{uuid.uuid4().hex[:6]}.log")
+            broker.start()
+            bootstrap = broker.bootstrap
+        stack = Stack(create_database(self.database_url), bootstrap, workdir, broker)
         stack.prepare()
         return stack
 
     def stop(self) -> None:
-        if self.broker is not None:
-            self.broker.stop()
         if self.pg is not None:
             self.pg.stop()

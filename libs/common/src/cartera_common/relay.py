@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera_common.epoch import establish_epoch
 from cartera_common.errors import is_transient
+from cartera_common.failpoints import maybe_crash
 from cartera_common.metrics import OUTBOX_DEPTH, PUBLISHED, REPLAYED
 from cartera_common.settings import ServiceSettings, libpq_url
 
@@ -105,6 +106,7 @@ class OutboxRelay:
                 return 0
             futures = [await self._producer.send(r.topic, r.value, key=r.key.encode()) for r in rows]
             await asyncio.gather(*futures)
+            maybe_crash("relay.after_send")  # published but not marked: republished, deduped downstream
             await conn.execute(_MARK, {"ids": [r.id for r in rows]})
         counts: dict[str, int] = {}
         for r in rows:
