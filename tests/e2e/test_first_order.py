@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import httpx
 
 from cartera.stack import Stack
-
-
-def wait_for_customer(
-    stack: Stack, key: str, customer_id: str, predicate: Any, timeout_s: float = 20
-) -> dict[str, Any]:
-    url = f"{stack.services['segmenter'].url}/customers/{customer_id}"
-    deadline = time.monotonic() + timeout_s
-    last: httpx.Response | None = None
-    while time.monotonic() < deadline:
-        last = httpx.get(url, headers={"Authorization": f"Bearer {key}"})
-        if last.status_code == 200 and predicate(last.json()):
-            return dict(last.json())
-        time.sleep(0.1)
-    raise AssertionError(f"customer {customer_id} never matched; last answer {last and last.text}")
+from tests.e2e.helpers import wait_for_customer
 
 
 def test_posted_order_shows_on_the_customer(stack: Stack, workspace: dict[str, str]) -> None:

@@ -76,7 +76,9 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_stream_goe
     good = order(customer, "o-1", "7")
     unappliable = order(customer, "o-2", "not a number")  # decodes, but the handler cannot apply it
     broken_envelope = orjson.dumps({"event_id": "x", "type": "order_completed"})  # missing required fields
-    await produce(stack, [(key, b"\xff not json"), (key, broken_envelope), (key, unappliable.to_bytes()), (key, good.to_bytes())])
+    await produce(
+        stack, [(key, b"\xff not json"), (key, broken_envelope), (key, unappliable.to_bytes()), (key, good.to_bytes())]
+    )
 
     async def applied() -> bool:
         row = await customer_row(stack, customer)

@@ -76,9 +76,13 @@ async def post_events(request: Request, principal: Principal = Depends(require("
     settings = request.app.state.settings
     body = await intake_body(request)
     single = isinstance(body, dict) and "batch" not in body
-    items = [body] if single else body if isinstance(body, list) else body.get("batch")
+    items = (
+        [body] if single else body if isinstance(body, list) else body.get("batch") if isinstance(body, dict) else None
+    )
     if not isinstance(items, list):
-        raise HTTPException(422, [{"field": "batch", "problem": "must be a list of events"}])
+        raise HTTPException(
+            422, [{"field": "body", "problem": 'must be an event, a list of events or {"batch": [...]}'}]
+        )
     if len(items) > settings.ingest_max_batch:
         raise HTTPException(413, f"{len(items)} events in one request; the limit is {settings.ingest_max_batch}")
     if not items:

@@ -196,9 +196,9 @@ def _items_total(items: list[Event]) -> str | None:
         return None
     try:
         total = sum(Decimal(str(i["unit_price"])) * Decimal(str(i.get("quantity", 1))) for i in priced)
+        return str(Decimal(total).quantize(_PRECISION))
     except InvalidOperation as exc:
-        raise SegmentError("properties.products", "price and quantity must be numbers") from exc
-    return str(Decimal(total).quantize(_PRECISION))
+        raise SegmentError("properties.products", "price and quantity must be numbers of sensible size") from exc
 
 
 def _order(event_type: str, *, fallback: int | None) -> Mapper:
