@@ -114,12 +114,13 @@ class Stack:
         env.update({"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap})
         return env
 
-    def start(self, name: str, **extra_env: str) -> ServiceProcess:
+    def start(self, name: str, *, wait: bool = True, **extra_env: str) -> ServiceProcess:
         port = free_port()
         env = self.env() | {f"{name.upper()}_PORT": str(port)} | extra_env
         svc = ServiceProcess(name, port, env, self.workdir / f"{name}-{port}.log")
         svc.start()
-        svc.wait_ready()
+        if wait:
+            svc.wait_ready()
         self.services[name] = svc
         return svc
 

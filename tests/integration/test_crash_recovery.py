@@ -71,8 +71,8 @@ def crashy_stack(servers: Servers, tmp_path: Path) -> Iterator[Stack]:
     """Both services crash at the worst moments: after the database commit, before Kafka learns of it."""
     stack = servers.new_stack(tmp_path)
     crashy = {"CARTERA_FAILPOINTS": "consumer.after_db_commit=0.3,relay.after_send=0.3"}
-    stack.start("ingest", **crashy)
-    stack.start("segmenter", **crashy)
+    stack.start("ingest", wait=False, **crashy)
+    stack.start("segmenter", wait=False, **crashy)
     yield stack
     stack.stop()
 
@@ -108,12 +108,18 @@ def _post_like_a_client(stack: Stack, events: list[dict[str, object]]) -> None:
 
 
 def _revive(stack: Stack) -> None:
+    """Plays the supervisor: restarts whatever crashed until it is ready (it may crash starting)."""
     for svc in stack.services.values():
-        assert svc.process is not None
-        if svc.process.poll() is not None:
-            _restarts[svc.name] = _restarts.get(svc.name, 0) + 1
-            svc.start()
-            svc.wait_ready()
+        for _ in range(50):
+            assert svc.process is not None
+            if svc.process.poll() is not None:
+                _restarts[svc.name] = _restarts.get(svc.name, 0) + 1
+                svc.start()
+            try:
+                svc.wait_ready()
+                break
+            except RuntimeError:
+                continue
 
 
 async def _matches(database_url: str, ledger: Ledger) -> bool:
@@ -154,3 +160,28 @@ async def _all_published(database_url: str) -> bool:
         return bool(await conn.fetchval("SELECT count(*) = 0 FROM ingest.outbox WHERE published_at IS NULL"))
     finally:
         await conn.close()
+
+
+async def test_a_service_that_lost_its_key_copy_relearns_old_keys_after_the_broker_comes_back_empty(
+    own_stack: Stack,
+) -> None:
+    segmenter = own_stack.services["segmenter"]
+    segmenter.stop()
+    conn = await asyncpg.connect(libpq_url(own_stack.database_url))
+    try:
+        # A fresh segmenter database, and key announcements older than the replay window.
+        await conn.execute("DELETE FROM segmenter.access_key; DELETE FROM segmenter.inbox WHERE topic = 'access'")
+        await conn.execute("UPDATE ingest.outbox SET published_at = now() - interval '3 days' WHERE topic = 'access'")
+    finally:
+        await conn.close()
+    own_stack.stop_broker()
+    own_stack.start_broker()
+    segmenter.start()
+    await asyncio.to_thread(segmenter.wait_ready)
+
+    async def key_known() -> bool:
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"{segmenter.url}/customers/nobody", auth=(own_stack.keys["read"], ""))
+        return r.status_code == 404
+
+    await wait_until(key_known, timeout_s=60, what="the segmenter to relearn the read key")

@@ -97,24 +97,16 @@ async def reannounce_all(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT key_hash, workspace_id, role, prefix, created_at, revoked_at FROM access_key"))
     ).all()
     for r in rows:
-        await _announce(
-            conn,
-            workspace_id=r.workspace_id,
-            key_hash=r.key_hash,
-            role=r.role,
-            prefix=r.prefix,
-            revoked=False,
-            at=r.created_at,
-        )
-        if r.revoked_at is not None:
+        moments = [(False, r.created_at)] + ([(True, r.revoked_at)] if r.revoked_at is not None else [])
+        for revoked, at in moments:
             await _announce(
                 conn,
                 workspace_id=r.workspace_id,
                 key_hash=r.key_hash,
                 role=r.role,
                 prefix=r.prefix,
-                revoked=True,
-                at=r.revoked_at,
+                revoked=revoked,
+                at=at,
             )
 
 
