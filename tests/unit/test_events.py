@@ -91,3 +91,10 @@ def test_the_envelope_round_trips_through_bytes_and_is_keyed_by_workspace_and_cu
     env = envelope_from_incoming(INCOMING_EVENT.validate_python(ORDER), workspace_id="w", received_at=NOW)
     assert Envelope.from_bytes(env.to_bytes()) == env
     assert env.key == "w:c-1"
+
+
+def test_a_nul_character_anywhere_is_refused_naming_where() -> None:
+    assert errors_of({"type": "profile_updated", "customer_id": "c\x00"}) == [
+        ("customer_id", "must not contain the NUL character (U+0000)")
+    ]
+    assert errors_of({"type": "profile_updated", "customer_id": "c", "traits": {"a": ["ok", "x\x00"]}})[0][0] == "traits.a.1"

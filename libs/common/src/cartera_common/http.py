@@ -27,6 +27,13 @@ def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # A %00 in a path or query would reach PostgreSQL, which cannot store it: refuse it up front.
+        if "%00" in request.url.path or "%00" in str(request.url.query) or "\x00" in request.url.path:
+            return JSONResponse({"detail": "the URL must not contain the NUL character (%00)"}, status_code=400)
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()

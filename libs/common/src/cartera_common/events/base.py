@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 Id = Annotated[str, Field(min_length=1, max_length=256)]
 Text = Annotated[str, Field(max_length=2000)]
@@ -44,9 +45,39 @@ class IncomingBase(BaseModel):
         default=None, description="The system that sent it (shop, pos, crm, …)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000; refusing it here keeps it from failing deep downstream.
+        path = _nul_path(data, "")
+        if path is not None:
+            raise PydanticCustomError(
+                "nul_character", "must not contain the NUL character (U+0000)", {"path": path or "body"}
+            )
+        return data
+
     def payload(self) -> dict[str, Any]:
         """The type-specific fields (and kept extras), JSON-ready, for the envelope."""
         data = self.model_dump(mode="json", exclude_none=True)
         for key in ("type", "customer_id", "event_id", "occurred_at", "source"):
             data.pop(key, None)
         return data
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return sub
+            found = _nul_path(item, sub)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}.{index}")
+            if found is not None:
+                return found
+    return None

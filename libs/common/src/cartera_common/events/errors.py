@@ -22,5 +22,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
             loc = loc[1:]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
+        elif err["type"] == "nul_character":
+            loc = [str((err.get("ctx") or {}).get("path", "body"))]
         out.append({"field": ".".join(loc) or "body", "problem": err["msg"]})
     return out
