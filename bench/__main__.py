@@ -1,0 +1,105 @@
+"""`python -m bench`: starts servers and services, runs the phases, prints the table, stops everything."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import asyncpg
+
+from bench.report import table
+from bench.run import run
+from cartera.stack import Servers, Stack
+from cartera_common.settings import libpq_url
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--events", type=int, default=200_000, help="events in the throughput run")
+    p.add_argument("--customers", type=int, default=50_000, help="distinct customers in the throughput run")
+    p.add_argument("--batch", type=int, default=100, help="events per POST in the throughput run")
+    p.add_argument("--concurrency", type=int, default=12, help="POSTs in flight in the throughput run")
+    p.add_argument("--latency-rate", type=int, default=1000, help="events/s in the latency run")
+    p.add_argument("--latency-seconds", type=float, default=12, help="length of the latency run")
+    p.add_argument("--latency-batch", type=int, default=10, help="events per POST in the latency run")
+    p.add_argument("--poll-ms", type=float, default=5, help="how often the latency poller asks PostgreSQL")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 5,000 events, 3 s of latency")
+    p.add_argument("--workdir", type=Path, help="where data and service logs go (default: a temp dir, removed)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.events, args.customers, args.latency_seconds = 5_000, 2_000, 3.0
+    return args
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def drop_database(server_url: str, database_url: str) -> None:
+    """A configured server keeps nothing of ours; an embedded one goes away with the workdir."""
+    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+
+    async def drop() -> None:
+        conn: Any = await asyncpg.connect(libpq_url(server_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    # Ctrl-C and SIGTERM both end in the `finally` below; a shell that starts us in the background
+    # would otherwise have us ignore SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_id = uuid.uuid4().hex[:8]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cartera-bench-"))  # not under /root (TOOLCHAIN.md)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ok, interrupted = False, False
+    stack: Stack | None = None
+    servers = Servers.start(workdir)
+    try:
+        stack = servers.new_stack(workdir)
+        print(f"database {stack.database_url}, broker {stack.bootstrap}", flush=True)
+        for name in ("ingest", "segmenter"):
+            stack.start(name)
+        print(f"services up: {', '.join(f'{n} {s.url}' for n, s in stack.services.items())}", flush=True)
+        figures = asyncio.run(run(stack, servers, args, run_id))
+        print()
+        print(table(figures))
+        ok = True
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+    finally:
+        # A second Ctrl-C must not leave servers behind half-stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if stack is not None:
+            stack.stop()
+            if servers.pg is None:
+                try:
+                    drop_database(servers.database_url, stack.database_url)
+                except Exception as exc:  # never let it keep the servers from stopping
+                    print(f"could not drop {stack.database_url}: {exc!r}", file=sys.stderr)
+        servers.stop()
+        if ok and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"data and service logs kept in {workdir}", file=sys.stderr)
+    return 0 if ok else 130 if interrupted else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
