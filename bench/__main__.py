@@ -31,6 +31,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-seconds", type=float, default=12, help="length of the latency run")
     p.add_argument("--latency-batch", type=int, default=10, help="events per POST in the latency run")
     p.add_argument("--poll-ms", type=float, default=5, help="how often the latency poller asks PostgreSQL")
+    p.add_argument("--ingest-workers", type=int, default=1, help="ingest HTTP worker processes (INGEST_WORKERS)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 5,000 events, 3 s of latency")
     p.add_argument("--workdir", type=Path, help="where data and service logs go (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = servers.new_stack(workdir)
         print(f"database {stack.database_url}, broker {stack.bootstrap}", flush=True)
-        for name in ("ingest", "segmenter"):
-            stack.start(name)
+        stack.start("ingest", INGEST_WORKERS=str(args.ingest_workers))
+        stack.start("segmenter")
         print(f"services up: {', '.join(f'{n} {s.url}' for n, s in stack.services.items())}", flush=True)
         figures = asyncio.run(run(stack, servers, args, run_id))
         print()

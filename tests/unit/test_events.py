@@ -97,4 +97,7 @@ def test_a_nul_character_anywhere_is_refused_naming_where() -> None:
     assert errors_of({"type": "profile_updated", "customer_id": "c\x00"}) == [
         ("customer_id", "must not contain the NUL character (U+0000)")
     ]
-    assert errors_of({"type": "profile_updated", "customer_id": "c", "traits": {"a": ["ok", "x\x00"]}})[0][0] == "traits.a.1"
+    assert (
+        errors_of({"type": "profile_updated", "customer_id": "c", "traits": {"a": ["ok", "x\x00"]}})[0][0]
+        == "traits.a.1"
+    )

@@ -8,11 +8,34 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
 
 
+class RefuseNul:
+    """A %00 in a path or query would reach PostgreSQL, which cannot store it: refuse it up front.
+
+    Plain ASGI rather than BaseHTTPMiddleware, which costs every request a task and a queue.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"") or b"%00" in scope.get("raw_path", b"")
+        ):
+            response = JSONResponse({"detail": "the URL must not contain the NUL character (%00)"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
+    app.add_middleware(RefuseNul)
+
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -27,12 +50,15 @@ def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # A %00 in a path or query would reach PostgreSQL, which cannot store it: refuse it up front.
-        if "%00" in request.url.path or "%00" in str(request.url.query) or "\x00" in request.url.path:
-            return JSONResponse({"detail": "the URL must not contain the NUL character (%00)"}, status_code=400)
-        return await call_next(request)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Nothing was written (the transaction failed): the client can safely retry.
+        return JSONResponse(
+            {"detail": "the database is unavailable; nothing was written, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -70,16 +70,3 @@ def create_plumbing_tables(connection: Connection, schema: str) -> None:
     metadata = service_metadata(schema)
     Plumbing(metadata)
     metadata.create_all(connection)
-    # One NOTIFY per inserting statement (and PostgreSQL folds repeats within a transaction).
-    connection.execute(
-        text(
-            f"""CREATE OR REPLACE FUNCTION "{schema}".notify_outbox() RETURNS trigger AS $$
-            BEGIN PERFORM pg_notify('outbox_{schema}', ''); RETURN NULL; END $$ LANGUAGE plpgsql"""
-        )
-    )
-    connection.execute(
-        text(
-            f"""CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox
-            FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()"""
-        )
-    )

@@ -35,10 +35,20 @@ _INSERT = text(
 )
 
 
-async def emit(conn: AsyncConnection, messages: Sequence[OutMessage]) -> set[str]:
-    """Stages messages for the relay; returns the ids that were new (a repeat id is a no-op)."""
+_NOTIFY = text("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+async def emit(conn: AsyncConnection, messages: Sequence[OutMessage], *, notify: bool = True) -> set[str]:
+    """Stages messages for the relay; returns the ids that were new (a repeat id is a no-op).
+
+    `notify` wakes whichever replica's relay is publishing, on commit. A writer whose own
+    process holds the publishing relay wakes it in-process instead (`OutboxRelay.wake`): NOTIFY
+    takes a global lock at commit, which on the intake path would serialise every commit.
+    """
     if not messages:
         return set()
+    if notify:
+        await conn.execute(_NOTIFY)
     result = await conn.execute(
         _INSERT,
         {

@@ -48,7 +48,8 @@ class Plumbing:
             Column("published_at", DateTime(timezone=True), nullable=True),
             UniqueConstraint("workspace_id", "topic", "message_id", name="uq_outbox_message"),
             Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-            Index("ix_outbox_published_at", "published_at"),
+            # BRIN: tiny, and (on PostgreSQL 16+) it leaves the publish UPDATE a HOT update.
+            Index("ix_outbox_created_at", "created_at", postgresql_using="brin"),
         )
         self.access_key = Table(
             "access_key",

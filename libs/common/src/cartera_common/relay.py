@@ -24,12 +24,10 @@ log = logging.getLogger(__name__)
 
 EpochHook = Callable[[AsyncConnection], Awaitable[None]]
 
-_CLAIM = text(
-    """
-    SELECT id, topic, key, value FROM outbox
-    WHERE published_at IS NULL ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
-    """
-)
+# No FOR UPDATE SKIP LOCKED: the advisory lock below already makes this relay the only one
+# publishing, which key order needs (with SKIP LOCKED, two relays would split one customer's rows
+# between them and could publish them out of order); row locks would only add a write per row.
+_CLAIM = text("SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n")
 _MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
@@ -59,6 +57,7 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._epoch_due = 0.0
         self._housekeeping_due = 0.0
+        self.is_leader = False  # holds the publishing lock as of its last attempt
 
     def wake(self) -> None:
         self._wake.set()
@@ -99,6 +98,7 @@ class OutboxRelay:
             locked = await conn.scalar(
                 text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": "relay:" + self.service}
             )
+            self.is_leader = bool(locked)
             if not locked:
                 return 0  # another replica is publishing; it keeps key order
             rows = (await conn.execute(_CLAIM, {"n": self._settings.cartera_relay_batch})).all()
@@ -161,7 +161,9 @@ class OutboxRelay:
     async def _housekeeping(self) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                text("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => :r)"),
+                text(
+                    "DELETE FROM outbox WHERE created_at < now() - make_interval(secs => :r) AND published_at IS NOT NULL"
+                ),
                 {"r": self._retention_s},
             )
             depth = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))

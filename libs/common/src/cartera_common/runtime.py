@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
+import uvicorn.supervisors
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, FastAPI
@@ -163,17 +164,28 @@ async def _start_with_retry(start: object, what: str) -> None:
             delay = min(delay * 2, 2.0)
 
 
-def serve(app: FastAPI, *, host: str, port: int, log_level: str = "INFO") -> None:
-    """Runs one service until SIGINT/SIGTERM; uvicorn drains requests, the lifespan drains the rest."""
+def serve(app: FastAPI | str, *, host: str, port: int, log_level: str = "INFO", workers: int = 1) -> None:
+    """Runs one service until SIGINT/SIGTERM; uvicorn drains requests, the lifespan drains the rest.
+
+    With several workers, `app` is the import path of an app factory ("pkg.module:create_app"):
+    each worker process builds its own app, relay and consumers.
+    """
     configure_logging(log_level)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        factory=isinstance(app, str),
+        workers=workers,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
         loop="uvloop",
         http="httptools",
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if workers > 1:
+        sock = config.bind_socket()
+        uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run()

@@ -95,7 +95,7 @@ async def post_events(request: Request, principal: Principal = Depends(require("
             bad[0][1] if single else [{"index": i, "errors": errs} for i, errs in bad]
         )
         return JSONResponse({"detail": detail}, status_code=422)
-    new = await intake.append(request.app.state.runtime.engine, envelopes)
+    new = await intake.append(request.app.state.runtime, envelopes)
     return Accepted(
         accepted=[e.event_id for e in envelopes],
         new=new,

@@ -81,7 +81,7 @@ async def import_history(
 
 async def _flush(request: Request, pending: list[Envelope], summary: ImportSummary) -> None:
     if pending:
-        summary.new += await intake.append(request.app.state.runtime.engine, pending)
+        summary.new += await intake.append(request.app.state.runtime, pending)
         summary.accepted += len(pending)
         pending.clear()
 

@@ -44,7 +44,7 @@ async def _accept(request: Request, body: Any, messages: list[tuple[str, Any]], 
     if not envelopes:
         detail: list[FieldError] | list[dict[str, Any]] = errors[0]["errors"] if single else errors
         return JSONResponse({"success": False, "detail": detail}, status_code=422)
-    await intake.append(request.app.state.runtime.engine, envelopes)
+    await intake.append(request.app.state.runtime, envelopes)
     answer: dict[str, Any] = {"success": True}
     if errors:
         answer["errors"] = sorted(errors, key=lambda e: int(e["index"]))

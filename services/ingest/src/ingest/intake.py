@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cartera_common.events import (
     EVENT_TYPES,
@@ -19,6 +18,7 @@ from cartera_common.events import (
 )
 from cartera_common.metrics import INTAKE
 from cartera_common.outbox import OutMessage, emit
+from cartera_common.runtime import ServiceRuntime
 from cartera_common.topics import EVENTS
 
 
@@ -39,12 +39,14 @@ def validate(
     return good, bad
 
 
-async def append(engine: AsyncEngine, envelopes: Sequence[Envelope]) -> int:
+async def append(runtime: ServiceRuntime, envelopes: Sequence[Envelope]) -> int:
     """Writes the events to the intake log in one transaction; returns how many were new."""
     if not envelopes:
         return 0
-    async with engine.begin() as conn:
-        new = await emit(conn, [OutMessage.of(EVENTS, e) for e in envelopes])
+    relay = runtime.relay
+    async with runtime.engine.begin() as conn:
+        new = await emit(conn, [OutMessage.of(EVENTS, e) for e in envelopes], notify=not relay.is_leader)
+    relay.wake()
     for e in envelopes:
         INTAKE.labels(e.type, "accepted" if e.event_id in new else "duplicate").inc()
     return len(new)

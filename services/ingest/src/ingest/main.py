@@ -51,7 +51,12 @@ def build_app(settings: IngestSettings | None = None, clock: Clock | None = None
     return app
 
 
+def create_app() -> FastAPI:
+    """The factory each worker process calls."""
+    return build_app(IngestSettings(), clock_from_env(os.environ.get("CARTERA_CLOCK")))
+
+
 def main() -> None:
-    settings = IngestSettings()
-    app = build_app(settings, clock_from_env(os.environ.get("CARTERA_CLOCK")))
-    serve(app, host=settings.cartera_host, port=settings.ingest_port, log_level=settings.cartera_log_level)
+    s = IngestSettings()
+    target: FastAPI | str = "ingest.main:create_app" if s.ingest_workers > 1 else create_app()
+    serve(target, host=s.cartera_host, port=s.ingest_port, log_level=s.cartera_log_level, workers=s.ingest_workers)
