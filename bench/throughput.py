@@ -19,7 +19,10 @@ from bench.workload import WORKSPACE, order_event
 from cartera_common.settings import libpq_url
 
 _APPLIED = "SELECT coalesce(sum(order_count), 0) FROM segmenter.customer WHERE workspace_id = $1"
-_UNPUBLISHED = "SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL"
+_UNPUBLISHED = (
+    "SELECT count(*) FROM ingest.outbox o, ingest.relay_state r "
+    "WHERE r.relay = 'ingest' AND (o.txid, o.id) > (r.txid, r.last_id)"
+)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,11 @@ async def test_events_published_but_unconsumed_when_the_broker_dies_are_republis
 async def _all_published(database_url: str) -> bool:
     conn = await asyncpg.connect(libpq_url(database_url))
     try:
-        return bool(await conn.fetchval("SELECT count(*) = 0 FROM ingest.outbox WHERE published_at IS NULL"))
+        backlog = await conn.fetchval(
+            "SELECT count(*) FROM ingest.outbox o, ingest.relay_state r "
+            "WHERE r.relay = 'ingest' AND (o.txid, o.id) > (r.txid, r.last_id)"
+        )
+        return bool(backlog == 0)
     finally:
         await conn.close()
 
@@ -171,7 +175,7 @@ async def test_a_service_that_lost_its_key_copy_relearns_old_keys_after_the_brok
     try:
         # A fresh segmenter database, and key announcements older than the replay window.
         await conn.execute("DELETE FROM segmenter.access_key; DELETE FROM segmenter.inbox WHERE topic = 'access'")
-        await conn.execute("UPDATE ingest.outbox SET published_at = now() - interval '3 days' WHERE topic = 'access'")
+        await conn.execute("UPDATE ingest.outbox SET created_at = now() - interval '3 days' WHERE topic = 'access'")
     finally:
         await conn.close()
     own_stack.stop_broker()

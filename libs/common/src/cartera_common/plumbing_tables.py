@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -18,6 +20,16 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import UserDefinedType
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id; queries cast it to and from text."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
 
 
 class Plumbing:
@@ -45,10 +57,11 @@ class Plumbing:
             Column("value", LargeBinary, nullable=False),
             Column("headers", JSONB, nullable=True),
             Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-            Column("published_at", DateTime(timezone=True), nullable=True),
+            # The writing transaction's id: the relay publishes in (txid, id) order up to the
+            # oldest transaction still running, so a row is never updated after it is written.
+            Column("txid", XID8, nullable=False, server_default=text("pg_current_xact_id()")),
             UniqueConstraint("workspace_id", "topic", "message_id", name="uq_outbox_message"),
-            Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-            # BRIN: tiny, and (on PostgreSQL 16+) it leaves the publish UPDATE a HOT update.
+            Index("ix_outbox_txid_id", "txid", "id"),
             Index("ix_outbox_created_at", "created_at", postgresql_using="brin"),
         )
         self.access_key = Table(
@@ -61,10 +74,12 @@ class Plumbing:
             Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
             Column("revoked_at", DateTime(timezone=True), nullable=True),
         )
-        self.broker_epoch = Table(
-            "broker_epoch",
+        self.relay_state = Table(
+            "relay_state",
             metadata,
             Column("relay", String(64), primary_key=True),
-            Column("epoch", String(128), nullable=False),
-            Column("seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+            Column("epoch", String(128), nullable=True),
+            Column("txid", XID8, nullable=False, server_default=text("'0'::xid8")),
+            Column("last_id", BigInteger, nullable=False, server_default="0"),
+            Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         )

@@ -24,11 +24,27 @@ log = logging.getLogger(__name__)
 
 EpochHook = Callable[[AsyncConnection], Awaitable[None]]
 
-# No FOR UPDATE SKIP LOCKED: the advisory lock below already makes this relay the only one
-# publishing, which key order needs (with SKIP LOCKED, two relays would split one customer's rows
-# between them and could publish them out of order); row locks would only add a write per row.
-_CLAIM = text("SELECT id, topic, key, value FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT :n")
-_MARK = text("UPDATE outbox SET published_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+# The relay keeps a position (txid, id) instead of marking rows: it publishes rows beyond it whose
+# writing transaction is older than the oldest one still running (so none can still appear below),
+# then moves the position. No row is written twice, and no row lock is taken: the advisory lock
+# in publish_batch makes this relay the only one publishing, which key order needs (with
+# SKIP LOCKED, two relays would split one customer's rows between them and could reorder them).
+_CLAIM = text(
+    """
+    SELECT id, txid, topic, key, value FROM outbox
+    WHERE (txid, id) > (CAST(:txid AS xid8), :id) AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, id LIMIT :n
+    """
+)
+_POSITION = text("SELECT txid, last_id, epoch FROM relay_state WHERE relay = :r")
+_ENSURE_STATE = text("INSERT INTO relay_state (relay) VALUES (:r) ON CONFLICT (relay) DO NOTHING")
+_MOVE = text("UPDATE relay_state SET txid = CAST(:txid AS xid8), last_id = :id, updated_at = now() WHERE relay = :r")
+_BACKLOG = text(
+    """
+    SELECT count(*) FROM outbox o, relay_state r
+    WHERE r.relay = :r AND (o.txid, o.id) > (r.txid, r.last_id)
+    """
+)
 
 
 class OutboxRelay:
@@ -101,13 +117,19 @@ class OutboxRelay:
             self.is_leader = bool(locked)
             if not locked:
                 return 0  # another replica is publishing; it keeps key order
-            rows = (await conn.execute(_CLAIM, {"n": self._settings.cartera_relay_batch})).all()
+            position = (await conn.execute(_POSITION, {"r": self.service})).first()
+            if position is None:
+                await conn.execute(_ENSURE_STATE, {"r": self.service})
+                position = (await conn.execute(_POSITION, {"r": self.service})).first()
+            assert position is not None
+            claim = {"txid": position.txid, "id": position.last_id, "n": self._settings.cartera_relay_batch}
+            rows = (await conn.execute(_CLAIM, claim)).all()
             if not rows:
                 return 0
             futures = [await self._producer.send(r.topic, r.value, key=r.key.encode()) for r in rows]
             await asyncio.gather(*futures)
-            maybe_crash("relay.after_send")  # published but not marked: republished, deduped downstream
-            await conn.execute(_MARK, {"ids": [r.id for r in rows]})
+            maybe_crash("relay.after_send")  # published, position not moved: republished, deduped downstream
+            await conn.execute(_MOVE, {"txid": rows[-1].txid, "id": rows[-1].id, "r": self.service})
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.topic] = counts.get(r.topic, 0) + 1
@@ -131,19 +153,12 @@ class OutboxRelay:
             self._admin, partitions=s.cartera_partitions, replication=s.cartera_replication_factor
         )
         async with self._engine.begin() as conn:
-            known = await conn.scalar(
-                text("SELECT epoch FROM broker_epoch WHERE relay = :r FOR UPDATE"), {"r": self.service}
-            )
-            if known == epoch:
+            await conn.execute(_ENSURE_STATE, {"r": self.service})
+            state = (await conn.execute(_POSITION, {"r": self.service})).one()
+            if state.epoch == epoch:
                 return
-            if known is not None:
-                result = await conn.execute(
-                    text(
-                        "UPDATE outbox SET published_at = NULL WHERE published_at >= now() - make_interval(secs => :w)"
-                    ),
-                    {"w": s.cartera_replay_window_s},
-                )
-                replayed = getattr(result, "rowcount", 0)
+            if state.epoch is not None:
+                replayed = await self._rewind(conn)
                 REPLAYED.labels(self.service).inc(replayed)
                 log.warning(
                     "broker is new (epoch %s); republishing %d rows", epoch, replayed, extra={"service": self.service}
@@ -151,22 +166,36 @@ class OutboxRelay:
                 if self._on_new_epoch is not None:
                     await self._on_new_epoch(conn)
             await conn.execute(
-                text(
-                    "INSERT INTO broker_epoch (relay, epoch) VALUES (:r, :e) "
-                    "ON CONFLICT (relay) DO UPDATE SET epoch = :e, seen_at = now()"
-                ),
+                text("UPDATE relay_state SET epoch = :e, updated_at = now() WHERE relay = :r"),
                 {"r": self.service, "e": epoch},
             )
+
+    async def _rewind(self, conn: AsyncConnection) -> int:
+        """Moves the position back to the first row written within the replay window."""
+        first = (
+            await conn.execute(
+                text(
+                    "SELECT txid, id FROM outbox WHERE created_at >= now() - make_interval(secs => :w) "
+                    "ORDER BY txid, id LIMIT 1"
+                ),
+                {"w": self._settings.cartera_replay_window_s},
+            )
+        ).first()
+        if first is None:
+            return 0
+        await conn.execute(_MOVE, {"txid": first.txid, "id": first.id - 1, "r": self.service})
+        return int(await conn.scalar(_BACKLOG, {"r": self.service}) or 0)
 
     async def _housekeeping(self) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
                 text(
-                    "DELETE FROM outbox WHERE created_at < now() - make_interval(secs => :r) AND published_at IS NOT NULL"
+                    "DELETE FROM outbox o USING relay_state r WHERE r.relay = :relay "
+                    "AND o.created_at < now() - make_interval(secs => :r) AND (o.txid, o.id) <= (r.txid, r.last_id)"
                 ),
-                {"r": self._retention_s},
+                {"r": self._retention_s, "relay": self.service},
             )
-            depth = await conn.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+            depth = await conn.scalar(_BACKLOG, {"r": self.service})
         OUTBOX_DEPTH.labels(self.service).set(depth or 0)
 
     async def _sleep(self, seconds: float) -> None:
