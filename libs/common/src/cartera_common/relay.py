@@ -36,6 +36,7 @@ _CLAIM = text(
     ORDER BY txid, id LIMIT :n
     """
 )
+_WAITING = text("SELECT EXISTS (SELECT 1 FROM outbox WHERE (txid, id) > (CAST(:txid AS xid8), :id))")
 _POSITION = text("SELECT txid, last_id, epoch FROM relay_state WHERE relay = :r")
 _ENSURE_STATE = text("INSERT INTO relay_state (relay) VALUES (:r) ON CONFLICT (relay) DO NOTHING")
 _MOVE = text("UPDATE relay_state SET txid = CAST(:txid AS xid8), last_id = :id, updated_at = now() WHERE relay = :r")
@@ -74,6 +75,7 @@ class OutboxRelay:
         self._epoch_due = 0.0
         self._housekeeping_due = 0.0
         self.is_leader = False  # holds the publishing lock as of its last attempt
+        self._waiting = False  # rows written but not yet publishable
 
     def wake(self) -> None:
         self._wake.set()
@@ -89,7 +91,8 @@ class OutboxRelay:
                 await self._ensure_listener()
                 await self._tick()
                 if await self.publish_batch() == 0:
-                    await self._sleep(1.0)
+                    # Rows waiting on an older transaction elsewhere get no wake-up of their own.
+                    await self._sleep(0.02 if self._waiting else 1.0)
                 backoff = 0.1
             except Exception as exc:
                 if not is_transient(exc):
@@ -125,7 +128,9 @@ class OutboxRelay:
             claim = {"txid": position.txid, "id": position.last_id, "n": self._settings.cartera_relay_batch}
             rows = (await conn.execute(_CLAIM, claim)).all()
             if not rows:
+                self._waiting = bool(await conn.scalar(_WAITING, claim))
                 return 0
+            self._waiting = False
             futures = [await self._producer.send(r.topic, r.value, key=r.key.encode()) for r in rows]
             await asyncio.gather(*futures)
             maybe_crash("relay.after_send")  # published, position not moved: republished, deduped downstream
