@@ -13,8 +13,6 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cartera_common.db import service_metadata
-from cartera_common.plumbing_tables import Plumbing
 from cartera_common.settings import asyncpg_url
 
 
@@ -65,8 +63,50 @@ def run_env(metadata: MetaData) -> None:
     asyncio.run(run())
 
 
+# Version 1 of the plumbing every schema holds, frozen here as DDL: a migration must create the
+# same tables forever, whatever `plumbing_tables.Plumbing` (the query-side definition) becomes.
+# A change to the plumbing is a new function here, called from a new migration in every service.
+_PLUMBING_V1 = (
+    """CREATE TABLE "{s}".inbox (
+        workspace_id VARCHAR(64) NOT NULL,
+        event_id VARCHAR(128) NOT NULL,
+        topic VARCHAR(128) NOT NULL,
+        outcome VARCHAR(16) DEFAULT 'applied' NOT NULL,
+        processed_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+        CONSTRAINT pk_inbox PRIMARY KEY (workspace_id, event_id))""",
+    """CREATE TABLE "{s}".outbox (
+        id BIGSERIAL NOT NULL,
+        workspace_id VARCHAR(64) NOT NULL,
+        message_id VARCHAR(128) NOT NULL,
+        topic VARCHAR(128) NOT NULL,
+        key TEXT NOT NULL,
+        value BYTEA NOT NULL,
+        headers JSONB,
+        created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+        txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+        CONSTRAINT pk_outbox PRIMARY KEY (id),
+        CONSTRAINT uq_outbox_message UNIQUE (workspace_id, topic, message_id))""",
+    'CREATE INDEX ix_outbox_created_at ON "{s}".outbox USING brin (created_at)',
+    'CREATE INDEX ix_outbox_txid_id ON "{s}".outbox (txid, id)',
+    """CREATE TABLE "{s}".access_key (
+        key_hash VARCHAR(64) NOT NULL,
+        workspace_id VARCHAR(64) NOT NULL,
+        role VARCHAR(16) NOT NULL,
+        prefix VARCHAR(16) NOT NULL,
+        created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+        revoked_at TIMESTAMP WITH TIME ZONE,
+        CONSTRAINT pk_access_key PRIMARY KEY (key_hash))""",
+    """CREATE TABLE "{s}".relay_state (
+        relay VARCHAR(64) NOT NULL,
+        epoch VARCHAR(128),
+        txid xid8 DEFAULT '0'::xid8 NOT NULL,
+        last_id BIGINT DEFAULT 0 NOT NULL,
+        updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+        CONSTRAINT pk_relay_state PRIMARY KEY (relay))""",
+)
+
+
 def create_plumbing_tables(connection: Connection, schema: str) -> None:
-    """Called from each service's first migration: inbox, outbox, key copy, broker epoch."""
-    metadata = service_metadata(schema)
-    Plumbing(metadata)
-    metadata.create_all(connection)
+    """Called from each service's first migration: inbox, outbox, key copy, relay state."""
+    for ddl in _PLUMBING_V1:
+        connection.execute(text(ddl.format(s=schema)))
