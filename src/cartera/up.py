@@ -7,6 +7,7 @@ PostgreSQL. Nothing is left running.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,10 +84,11 @@ class Supervisor:
 
 
 def _ready(port: int) -> bool:
+    """Ready to serve and its consumers in their groups, so a first event is applied at once."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:  # noqa: S310 - loopback
-            return bool(resp.status == 200)
-    except OSError:
+            return bool(resp.status == 200) and json.loads(resp.read()).get("consumers") != "joining"
+    except (OSError, ValueError):
         return False
 
 

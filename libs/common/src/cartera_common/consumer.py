@@ -80,6 +80,7 @@ class ConsumerLoop:
         self._epoch: str | None = None
         self._epoch_due = 0.0
         self.consumer: AIOKafkaConsumer | None = None
+        self.joined = False  # has had partitions assigned at least once
 
     def stop(self) -> None:
         self._stopping = True
@@ -101,6 +102,7 @@ class ConsumerLoop:
             while not self._stopping:
                 await self._watch_epoch(consumer)
                 batches = await consumer.getmany(timeout_ms=200, max_records=self._settings.cartera_consumer_batch)
+                self.joined = self.joined or bool(consumer.assignment())
                 records = [r for rs in batches.values() for r in rs]
                 if not records:
                     continue

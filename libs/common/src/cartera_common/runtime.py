@@ -127,6 +127,9 @@ class ServiceRuntime:
             checks["broker"] = "ok"
         except Exception as exc:
             checks["broker"] = f"unreachable: {type(exc).__name__}"
+        # Informational, not a readiness condition: a replica beyond the partition count never
+        # gets an assignment and is still fit to serve HTTP. `cartera up` waits for it.
+        checks["consumers"] = "joined" if all(c.joined for c in self.consumers) else "joining"
         return checks
 
     def app(self, *, title: str, description: str, routers: Sequence[APIRouter] = ()) -> FastAPI:

@@ -44,8 +44,9 @@ class KafkaSettings(BaseSettings):
     cartera_partitions: int = Field(default=4, ge=1)
     cartera_replication_factor: int = Field(default=1, ge=1)
     kafka_enable_idempotence: bool = False
-    kafka_session_timeout_ms: int = 10_000
-    kafka_heartbeat_interval_ms: int = 3_000
+    # Short sessions: a group join (and a dead member's eviction) takes about half a session.
+    kafka_session_timeout_ms: int = 6_000
+    kafka_heartbeat_interval_ms: int = 1_000
     # How far back the outbox is republished when the broker comes back empty.
     cartera_replay_window_s: int = Field(default=24 * 3600, ge=0)
 
