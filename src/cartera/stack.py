@@ -27,18 +27,21 @@ from cartera_common.settings import libpq_url
 FAST_GROUPS = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
 
 
-def create_database(server_url: str) -> str:
-    """A fresh database on the server, so each stack starts empty."""
-    name = "cartera_test_" + uuid.uuid4().hex[:12]
-
-    async def create() -> None:
+def _admin_sql(server_url: str, sql: str) -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(libpq_url(server_url))
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def create_database(server_url: str) -> str:
+    """A fresh database on the server, so each stack starts empty."""
+    name = "cartera_test_" + uuid.uuid4().hex[:12]
+    _admin_sql(server_url, f'CREATE DATABASE "{name}"')
     base, _, _ = libpq_url(server_url).rpartition("/")
     return f"{base}/{name}"
 
@@ -152,6 +155,7 @@ class Servers:
     database_url: str
     bootstrap: str | None = None
     pg: EmbeddedPostgres | None = None
+    created: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, workdir: Path) -> Servers:
@@ -171,9 +175,13 @@ class Servers:
             broker.start()
             bootstrap = broker.bootstrap
         stack = Stack(create_database(self.database_url), bootstrap, workdir, broker)
+        self.created.append(stack.database_url)
         stack.prepare()
         return stack
 
     def stop(self) -> None:
         if self.pg is not None:
-            self.pg.stop()
+            self.pg.stop()  # its data folder goes with the test run
+            return
+        for url in self.created:  # a server we were given keeps nothing of ours
+            _admin_sql(self.database_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
