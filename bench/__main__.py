@@ -11,14 +11,10 @@ import tempfile
 import uuid
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-import asyncpg
 
 from bench.report import table
 from bench.run import run
 from cartera.stack import Servers, Stack
-from cartera_common.settings import libpq_url
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -42,20 +38,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def drop_database(server_url: str, database_url: str) -> None:
-    """A configured server keeps nothing of ours; an embedded one goes away with the workdir."""
-    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
-
-    async def drop() -> None:
-        conn: Any = await asyncpg.connect(libpq_url(server_url))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if stack is not None:
             stack.stop()
-            if servers.pg is None:
-                try:
-                    drop_database(servers.database_url, stack.database_url)
-                except Exception as exc:  # never let it keep the servers from stopping
-                    print(f"could not drop {stack.database_url}: {exc!r}", file=sys.stderr)
-        servers.stop()
+        servers.stop()  # also drops the database it created on a server it was given
         if ok and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

@@ -28,11 +28,8 @@ def servers(workdir: Path) -> Iterator[Servers]:
 @pytest.fixture(scope="session")
 def stack(servers: Servers, workdir: Path) -> Iterator[Stack]:
     """Ingest and segmenter running against the session's servers."""
-    st = servers.new_stack(workdir)
-    st.start("ingest")
-    st.start("segmenter")
-    yield st
-    st.stop()
+    with servers.running_stack(workdir) as st:
+        yield st
 
 
 @pytest.fixture

@@ -7,12 +7,15 @@ a database of its own); otherwise they start the embedded ones, exactly as `cart
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +25,6 @@ import httpx
 from cartera.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from cartera.setup import prepare
 from cartera_common.settings import libpq_url
-
-# Short sessions keep consumer-group joins and restarts quick (TOOLCHAIN.md).
-FAST_GROUPS = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
 
 
 def _admin_sql(server_url: str, sql: str) -> None:
@@ -113,7 +113,6 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTERA_", "INGEST_", "SEGMENTER_"))}
-        env.update(FAST_GROUPS)
         env.update({"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap})
         return env
 
@@ -184,4 +183,16 @@ class Servers:
             self.pg.stop()  # its data folder goes with the test run
             return
         for url in self.created:  # a server we were given keeps nothing of ours
-            _admin_sql(self.database_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            with contextlib.suppress(Exception):  # never keep the rest from stopping
+                _admin_sql(self.database_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+    @contextmanager
+    def running_stack(self, workdir: Path, *, wait: bool = True, **env: str) -> Iterator[Stack]:
+        """A new stack with ingest and the segmenter running, stopped on the way out."""
+        stack = self.new_stack(workdir)
+        try:
+            stack.start("ingest", wait=wait, **env)
+            stack.start("segmenter", wait=wait, **env)
+            yield stack
+        finally:
+            stack.stop()

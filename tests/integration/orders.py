@@ -24,6 +24,9 @@ class Ledger:
     revenue: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     events: int = 0
 
+    def expected(self) -> dict[str, tuple[int, Decimal]]:
+        return {c: (self.orders[c], self.revenue[c]) for c in self.orders}
+
     def batch(self, start: int, size: int, customers: int = 40) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for n in range(start, start + size):
@@ -83,7 +86,7 @@ async def wait_until(check: Callable[[], Any], *, timeout_s: float, what: str) -
 async def assert_applied_exactly_once(
     database_url: str, workspace: str, ledger: Ledger, timeout_s: float = 120
 ) -> None:
-    expected = {c: (ledger.orders[c], ledger.revenue[c]) for c in ledger.orders}
+    expected = ledger.expected()
 
     async def matches() -> bool:
         got = await customer_totals(database_url, workspace, ledger.prefix)

@@ -20,11 +20,8 @@ from tests.integration.orders import Ledger, assert_applied_exactly_once, custom
 @pytest.fixture
 def own_stack(servers: Servers, tmp_path: Path) -> Iterator[Stack]:
     """A stack of its own: these tests kill its processes and its broker."""
-    stack = servers.new_stack(tmp_path)
-    stack.start("ingest")
-    stack.start("segmenter")
-    yield stack
-    stack.stop()
+    with servers.running_stack(tmp_path) as stack:
+        yield stack
 
 
 async def test_killing_the_segmenter_mid_stream_applies_every_event_once(own_stack: Stack) -> None:
@@ -69,27 +66,23 @@ async def test_broker_restart_loses_nothing_posted_before_during_or_after(own_st
 @pytest.fixture
 def crashy_stack(servers: Servers, tmp_path: Path) -> Iterator[Stack]:
     """Both services crash at the worst moments: after the database commit, before Kafka learns of it."""
-    stack = servers.new_stack(tmp_path)
     crashy = {"CARTERA_FAILPOINTS": "consumer.after_db_commit=0.3,relay.after_send=0.3"}
-    stack.start("ingest", wait=False, **crashy)
-    stack.start("segmenter", wait=False, **crashy)
-    yield stack
-    stack.stop()
+    with servers.running_stack(tmp_path, wait=False, **crashy) as stack:
+        yield stack
 
 
 async def test_crashes_between_commit_and_offset_commit_never_double_apply(crashy_stack: Stack) -> None:
     stack = crashy_stack
-    if True:
-        ledger = Ledger(prefix="crashy-" + uuid.uuid4().hex[:6])
-        for i in range(20):
-            _post_like_a_client(stack, ledger.batch(i * 25, 25))
+    ledger = Ledger(prefix="crashy-" + uuid.uuid4().hex[:6])
+    for i in range(20):
+        _post_like_a_client(stack, ledger.batch(i * 25, 25))
 
-        async def settled() -> bool:
-            _revive(stack)
-            return await _matches(stack.database_url, ledger)
+    async def settled() -> bool:
+        _revive(stack)
+        return await _matches(stack.database_url, ledger)
 
-        await wait_until(settled, timeout_s=180, what="every event applied once despite crashes")
-        assert sum(_restarts.values()) > 0, "the failpoints never fired; the test proved nothing"
+    await wait_until(settled, timeout_s=180, what="every event applied once despite crashes")
+    assert sum(_restarts.values()) > 0, "the failpoints never fired; the test proved nothing"
 
 
 _restarts: dict[str, int] = {}
@@ -124,7 +117,7 @@ def _revive(stack: Stack) -> None:
 
 async def _matches(database_url: str, ledger: Ledger) -> bool:
     got = await customer_totals(database_url, "default", ledger.prefix)
-    return got == {c: (ledger.orders[c], ledger.revenue[c]) for c in ledger.orders}
+    return got == ledger.expected()
 
 
 async def test_graceful_restart_of_ingest_publishes_its_backlog(own_stack: Stack) -> None:

@@ -53,9 +53,9 @@ def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # Nothing was written (the transaction failed): the client can safely retry.
+        # The transaction failed or its commit went unanswered; event ids make a retry harmless.
         return JSONResponse(
-            {"detail": "the database is unavailable; nothing was written, retry shortly"},
+            {"detail": "the database is unavailable; retry shortly"},
             status_code=503,
             headers={"Retry-After": "1"},
         )

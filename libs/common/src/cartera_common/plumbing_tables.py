@@ -24,7 +24,7 @@ from sqlalchemy.types import UserDefinedType
 
 
 class XID8(UserDefinedType[int]):
-    """PostgreSQL's 64-bit transaction id; queries cast it to and from text."""
+    """PostgreSQL's 64-bit transaction id (asyncpg reads and writes it as an int)."""
 
     cache_ok = True
 

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera_common.epoch import establish_epoch
@@ -120,11 +121,7 @@ class OutboxRelay:
             self.is_leader = bool(locked)
             if not locked:
                 return 0  # another replica is publishing; it keeps key order
-            position = (await conn.execute(_POSITION, {"r": self.service})).first()
-            if position is None:
-                await conn.execute(_ENSURE_STATE, {"r": self.service})
-                position = (await conn.execute(_POSITION, {"r": self.service})).first()
-            assert position is not None
+            position = await self._state(conn)
             claim = {"txid": position.txid, "id": position.last_id, "n": self._settings.cartera_relay_batch}
             rows = (await conn.execute(_CLAIM, claim)).all()
             if not rows:
@@ -158,8 +155,7 @@ class OutboxRelay:
             self._admin, partitions=s.cartera_partitions, replication=s.cartera_replication_factor
         )
         async with self._engine.begin() as conn:
-            await conn.execute(_ENSURE_STATE, {"r": self.service})
-            state = (await conn.execute(_POSITION, {"r": self.service})).one()
+            state = await self._state(conn)
             if state.epoch == epoch:
                 return
             if state.epoch is not None:
@@ -174,6 +170,11 @@ class OutboxRelay:
                 text("UPDATE relay_state SET epoch = :e, updated_at = now() WHERE relay = :r"),
                 {"r": self.service, "e": epoch},
             )
+
+    async def _state(self, conn: AsyncConnection) -> Row[Any]:
+        """This relay's position and last seen epoch, created on first use."""
+        await conn.execute(_ENSURE_STATE, {"r": self.service})
+        return (await conn.execute(_POSITION, {"r": self.service})).one()
 
     async def _rewind(self, conn: AsyncConnection) -> int:
         """Moves the position back to the first row written within the replay window."""

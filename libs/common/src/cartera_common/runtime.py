@@ -186,9 +186,7 @@ def serve(app: FastAPI | str, *, host: str, port: int, log_level: str = "INFO", 
         loop="uvloop",
         http="httptools",
     )
-    server = uvicorn.Server(config)
     if workers > 1:
-        sock = config.bind_socket()
-        uvicorn.supervisors.Multiprocess(config, sockets=[sock]).run()
+        uvicorn.supervisors.Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
+        uvicorn.Server(config).run()

@@ -51,20 +51,13 @@ class IncomingBase(BaseModel):
     def _no_nul_characters(cls, data: Any) -> Any:
         # PostgreSQL text cannot hold U+0000; refusing it here keeps it from failing deep downstream.
         # orjson escapes it as \u0000, so one fast dump finds it; the walk only runs when it is there.
-        if b"\\u0000" not in orjson.dumps(data, default=str):
+        if b"\\u0000" not in orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS):
             return data
         path = _nul_path(data, "")
         if path is not None:
             raise PydanticCustomError(
                 "nul_character", "must not contain the NUL character (U+0000)", {"path": path or "body"}
             )
-        return data
-
-    def payload(self) -> dict[str, Any]:
-        """The type-specific fields (and kept extras), JSON-ready, for the envelope."""
-        data = self.model_dump(mode="json", exclude_none=True)
-        for key in ("type", "customer_id", "event_id", "occurred_at", "source"):
-            data.pop(key, None)
         return data
 
 
