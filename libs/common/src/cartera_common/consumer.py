@@ -180,12 +180,6 @@ class ConsumerLoop:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                log.warning(
-                    "dead-lettering %s: %r",
-                    item.envelope.event_id,
-                    exc,
-                    extra={"event_id": item.envelope.event_id, "workspace_id": item.envelope.workspace_id},
-                )
                 await self._dead_letter([item], [], reason=f"{type(exc).__name__}: {exc}")
                 return
 
@@ -206,6 +200,15 @@ class ConsumerLoop:
             await self._stage_dead_letters(conn, items)
 
     async def _stage_dead_letters(self, conn: AsyncConnection, items: Sequence[Undecodable]) -> None:
+        for item in items:
+            log.warning(
+                "dead-lettering %s[%d]@%d: %s",
+                item.record.topic,
+                item.record.partition,
+                item.record.offset,
+                item.reason[:2000],
+                extra={"topic": item.record.topic, "partition": item.record.partition, "offset": item.record.offset},
+            )
         await emit(conn, [dead_letter(self.topic, self.group, item) for item in items])
         DEAD_LETTERS.labels(self.topic).inc(len(items))
         CONSUMED.labels(self.group, self.topic, "dead_lettered").inc(len(items))

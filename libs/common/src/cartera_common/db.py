@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -33,3 +35,13 @@ def create_engine(settings: DatabaseSettings, *, schema: str) -> AsyncEngine:
         pool_recycle=3600,
         connect_args={"server_settings": {"search_path": f"{schema},public", "application_name": schema}},
     )
+
+
+def text_array_literal(values: Sequence[str]) -> str:
+    """A `text[]` literal: a per-row array cannot ride inside an `unnest` of arrays, so it travels as text.
+
+    The empty string stands for NULL (cast with `CAST(NULLIF(x, '') AS text[])`).
+    """
+    if not values:
+        return ""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import uvicorn
 import uvicorn.supervisors
@@ -42,6 +43,14 @@ class Subscription:
     group_suffix: str = ""
 
 
+class Background(Protocol):
+    """A loop the service runs beside its consumers (a sweep, a scheduler), stopped before them."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceRuntime:
     name: str
@@ -51,12 +60,14 @@ class ServiceRuntime:
     outbox_retention_s: int | None = None
     on_new_epoch: EpochHook | None = None
     on_start: Callable[[], Awaitable[None]] | None = None
+    background: Sequence[Background] = ()
     engine: AsyncEngine = field(init=False)
     relay: OutboxRelay = field(init=False)
     _producer: AIOKafkaProducer = field(init=False)
     _admin: AIOKafkaAdminClient = field(init=False)
     consumers: list[ConsumerLoop] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _background_tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.engine = create_engine(self.settings, schema=self.name)
@@ -94,8 +105,13 @@ class ServiceRuntime:
         await _start_with_retry(self._producer.start, "kafka producer")
         self._tasks = [asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")]
         self._tasks += [asyncio.create_task(c.run(), name=c.group) for c in self.consumers]
+        self._background_tasks = [asyncio.create_task(b.run(), name=type(b).__name__) for b in self.background]
 
     async def stop(self) -> None:
+        for b in self.background:
+            b.stop()
+        if self._background_tasks:
+            await asyncio.wait(self._background_tasks, timeout=15)
         for c in self.consumers:
             c.stop()
         consumer_tasks = self._tasks[1:]

@@ -1,143 +1,88 @@
-"""Applies consumed events to customer state, set-based: a few statements per batch, not per event."""
+"""The segmenter's reactions to its three topics: write what happened, then re-evaluate who it touched."""
 
 from __future__ import annotations
 
-import orjson
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cartera_common.clock import Clock
 from cartera_common.events import Envelope
-from segmenter.domain.fold import PROFILE_FIELDS, BatchChanges, fold
+from cartera_common.events.changes import CUSTOMER_RESPONDED, MESSAGE_SENT, SCORES_UPDATED, WINBACK_ENDED
+from segmenter.changes import CustomerKey
+from segmenter.domain.fold import fold
+from segmenter.reevaluate import reevaluate
+from segmenter.upserts import write_batch
 
-_TOUCH = text(
+_SCORES = text(
     """
-    INSERT INTO customer (workspace_id, customer_id, first_seen_at, last_event_at)
-    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:first AS timestamptz[]), CAST(:last AS timestamptz[]))
-    ON CONFLICT (workspace_id, customer_id) DO UPDATE
-    SET first_seen_at = LEAST(customer.first_seen_at, EXCLUDED.first_seen_at),
-        last_event_at = GREATEST(customer.last_event_at, EXCLUDED.last_event_at),
-        updated_at = now()
+    UPDATE customer c SET p_alive = t.p, p_alive_at = t.at
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:p AS float8[]), CAST(:at AS timestamptz[]))
+         AS t(ws, cs, p, at)
+    WHERE c.workspace_id = t.ws AND c.customer_id = t.cs AND (c.p_alive_at IS NULL OR t.at >= c.p_alive_at)
     """
 )
 
-_ORDERS = text(
-    """
-    INSERT INTO customer_order AS o (workspace_id, customer_id, order_id, amount, currency, margin, coupon_code,
-                                     occurred_at, refunded, completed, cancelled)
-    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:ids AS text[]), CAST(:amount AS numeric[]),
-                         CAST(:currency AS text[]), CAST(:margin AS numeric[]), CAST(:coupon AS text[]),
-                         CAST(:at AS timestamptz[]), CAST(:refunded AS numeric[]), CAST(:completed AS boolean[]),
-                         CAST(:cancelled AS boolean[]))
-    ON CONFLICT (workspace_id, customer_id, order_id) DO UPDATE
-    SET amount = CASE WHEN EXCLUDED.completed AND (o.occurred_at IS NULL OR EXCLUDED.occurred_at >= o.occurred_at)
-                      THEN EXCLUDED.amount ELSE o.amount END,
-        currency = COALESCE(o.currency, EXCLUDED.currency),
-        margin = COALESCE(EXCLUDED.margin, o.margin),
-        coupon_code = COALESCE(o.coupon_code, EXCLUDED.coupon_code),
-        occurred_at = COALESCE(o.occurred_at, EXCLUDED.occurred_at),
-        refunded = o.refunded + EXCLUDED.refunded,
-        completed = o.completed OR EXCLUDED.completed,
-        cancelled = o.cancelled OR EXCLUDED.cancelled
-    """
-)
-
-_RECOMPUTE = text(
+_OUTCOMES = text(
     """
     UPDATE customer c
-    SET order_count = agg.n, revenue = agg.revenue, first_order_at = agg.first_at, last_order_at = agg.last_at,
-        updated_at = now()
-    FROM (
-        SELECT o.workspace_id, o.customer_id,
-               count(*) FILTER (WHERE o.completed AND NOT o.cancelled) AS n,
-               COALESCE(sum(o.amount - o.refunded) FILTER (WHERE o.completed AND NOT o.cancelled), 0) AS revenue,
-               min(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS first_at,
-               max(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS last_at
-        FROM customer_order o
-        JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
-          ON o.workspace_id = k.ws AND o.customer_id = k.cs
-        GROUP BY o.workspace_id, o.customer_id
-    ) agg
-    WHERE c.workspace_id = agg.workspace_id AND c.customer_id = agg.customer_id
+    SET contacted_at = GREATEST(c.contacted_at, t.contacted), responded_at = GREATEST(c.responded_at, t.responded),
+        winback_ended_at = GREATEST(c.winback_ended_at, t.ended)
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:contacted AS timestamptz[]),
+                CAST(:responded AS timestamptz[]), CAST(:ended AS timestamptz[])) AS t(ws, cs, contacted, responded, ended)
+    WHERE c.workspace_id = t.ws AND c.customer_id = t.cs
     """
 )
 
-_PROFILE_SET = ",\n        ".join(
-    f"{f} = CASE WHEN c.profile_at IS NULL OR p.at >= c.profile_at THEN COALESCE(p.{f}, c.{f}) ELSE COALESCE(c.{f}, p.{f}) END"
-    for f in PROFILE_FIELDS
-)
-# Built from the constant PROFILE_FIELDS only, never from input.
-_PROFILES = text(
-    f"""
-    UPDATE customer c
-    SET {_PROFILE_SET},
-        traits = CASE WHEN c.profile_at IS NULL OR p.at >= c.profile_at THEN c.traits || p.traits ELSE p.traits || c.traits END,
-        profile_at = GREATEST(c.profile_at, p.at),
-        updated_at = now()
-    FROM (
-        SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:at AS timestamptz[]),
-                             {", ".join(f"CAST(:{f} AS text[])" for f in PROFILE_FIELDS)}, CAST(:traits AS jsonb[]))
-        AS t(workspace_id, customer_id, at, {", ".join(PROFILE_FIELDS)}, traits)
-    ) p
-    WHERE c.workspace_id = p.workspace_id AND c.customer_id = p.customer_id
-    """,  # noqa: S608
-)
 
+@dataclass(frozen=True)
+class Handlers:
+    clock: Clock
 
-async def apply_events(conn: AsyncConnection, events: list[Envelope]) -> None:
-    """Every event makes the customer known; orders and profile updates change their state."""
-    changes = fold(events)
-    await _touch(conn, changes)
-    if changes.orders:
-        await _orders(conn, changes)
-    if changes.profiles:
-        await _profiles(conn, changes)
+    async def apply_events(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        """Every event makes the customer known; then their lifecycle is brought up to date."""
+        changes = fold(events)
+        await write_batch(conn, changes)
+        await reevaluate(conn, [k for k in changes.seen if k not in changes.erased], now=self.clock.now())
 
-
-async def _touch(conn: AsyncConnection, changes: BatchChanges) -> None:
-    keys = sorted(changes.seen)  # a stable order keeps two consumers from deadlocking
-    await conn.execute(
-        _TOUCH,
-        {
+    async def apply_scores(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        """P(alive) from the scoring model moves customers whose suspension point is probabilistic."""
+        latest: dict[CustomerKey, tuple[datetime, float]] = {}
+        for e in events:
+            p = e.payload.get("p_alive")
+            key = (e.workspace_id, e.customer_id)
+            if e.type == SCORES_UPDATED and p is not None and (key not in latest or e.occurred_at >= latest[key][0]):
+                latest[key] = (e.occurred_at, float(p))
+        if not latest:
+            return
+        keys = sorted(latest)
+        params = {
             "ws": [k[0] for k in keys],
             "cs": [k[1] for k in keys],
-            "first": [changes.seen[k].first for k in keys],
-            "last": [changes.seen[k].last for k in keys],
-        },
-    )
+            "p": [latest[k][1] for k in keys],
+            "at": [latest[k][0] for k in keys],
+        }
+        await conn.execute(_SCORES, params)
+        await reevaluate(conn, keys, now=self.clock.now())
 
-
-async def _orders(conn: AsyncConnection, changes: BatchChanges) -> None:
-    keys = sorted(changes.orders)
-    rows = [changes.orders[k] for k in keys]
-    await conn.execute(
-        _ORDERS,
-        {
-            "ws": [k[0] for k in keys],
-            "cs": [k[1] for k in keys],
-            "ids": [k[2] for k in keys],
-            "amount": [r.amount for r in rows],
-            "currency": [r.currency for r in rows],
-            "margin": [r.margin for r in rows],
-            "coupon": [r.coupon_code for r in rows],
-            "at": [r.occurred_at for r in rows],
-            "refunded": [r.refunded for r in rows],
-            "completed": [r.completed for r in rows],
-            "cancelled": [r.cancelled for r in rows],
-        },
-    )
-    customers = sorted({(k[0], k[1]) for k in keys})
-    await conn.execute(_RECOMPUTE, {"ws": [c[0] for c in customers], "cs": [c[1] for c in customers]})
-
-
-async def _profiles(conn: AsyncConnection, changes: BatchChanges) -> None:
-    keys = sorted(changes.profiles)
-    rows = [changes.profiles[k] for k in keys]
-    params: dict[str, object] = {
-        "ws": [k[0] for k in keys],
-        "cs": [k[1] for k in keys],
-        "at": [r.at for r in rows],
-        "traits": [orjson.dumps(r.traits).decode() for r in rows],
-    }
-    for f in PROFILE_FIELDS:
-        params[f] = [None if r.fields.get(f) is None else str(r.fields[f]) for r in rows]
-    await conn.execute(_PROFILES, params)
+    async def apply_outcomes(self, conn: AsyncConnection, events: list[Envelope]) -> None:
+        """Messages sent and answered feed responsiveness; a win-back ended without response means lost."""
+        moments: dict[CustomerKey, dict[str, datetime]] = {}
+        for e in events:
+            field = {MESSAGE_SENT: "contacted", CUSTOMER_RESPONDED: "responded"}.get(e.type)
+            if e.type == WINBACK_ENDED and e.payload.get("outcome") == "no_response":
+                field = "ended"
+            if field is None:
+                continue
+            seen = moments.setdefault((e.workspace_id, e.customer_id), {})
+            seen[field] = max(seen.get(field, e.occurred_at), e.occurred_at)
+        if not moments:
+            return
+        keys = sorted(moments)
+        params: dict[str, list[object]] = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]}
+        for field in ("contacted", "responded", "ended"):
+            params[field] = [moments[k].get(field) for k in keys]
+        await conn.execute(_OUTCOMES, params)
+        await reevaluate(conn, keys, now=self.clock.now())

@@ -1,31 +1,55 @@
-"""Builds the segmenter: consumes `events`, keeps customer state, serves the portfolio."""
+"""Builds the segmenter: consumes `events`, `scores` and `campaign-outcomes`, keeps customer state and
+policy, sweeps the customers whose time has come, and serves the portfolio."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
+from cartera_common.clock import Clock, clock_from_env
 from cartera_common.runtime import ServiceRuntime, Subscription, serve
-from cartera_common.topics import EVENTS
-from segmenter import api
-from segmenter.handlers import apply_events
+from cartera_common.topics import CAMPAIGN_OUTCOMES, EVENTS, SCORES
+from segmenter import api_customers, api_policy, api_portfolio
+from segmenter.handlers import Handlers
 from segmenter.settings import SegmenterSettings
+from segmenter.sweep import Sweeper
 
-DESCRIPTION = """The portfolio: every customer known from the event stream, with orders, revenue and
-profile. Read it with a read key (HTTP Basic user name or Bearer token)."""
+DESCRIPTION = """The portfolio: every customer known from the event stream, classified (lifecycle status,
+tier, frequency, RFM, Pareto) with its value, history and the reasons it left. Read it with a read
+key (HTTP Basic user name or Bearer token); the policy needs an admin key."""
 
 
-def build_app(settings: SegmenterSettings | None = None) -> FastAPI:
+def build_app(settings: SegmenterSettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or SegmenterSettings()
-    runtime = ServiceRuntime(name="segmenter", settings=settings, subscriptions=[Subscription(EVENTS, apply_events)])
-    app = runtime.app(title="Cartera segmenter", description=DESCRIPTION, routers=[api.router])
+    clock = clock or clock_from_env(None)
+    handlers = Handlers(clock)
+    runtime = ServiceRuntime(
+        name="segmenter",
+        settings=settings,
+        subscriptions=[
+            Subscription(EVENTS, handlers.apply_events),
+            Subscription(SCORES, handlers.apply_scores, ".scores"),
+            Subscription(CAMPAIGN_OUTCOMES, handlers.apply_outcomes, ".outcomes"),
+        ],
+    )
+    runtime.background = [
+        Sweeper(runtime.engine, clock, settings.segmenter_sweep_interval_s, settings.segmenter_sweep_chunk)
+    ]
+    app = runtime.app(
+        title="Cartera segmenter",
+        description=DESCRIPTION,
+        routers=[api_customers.router, api_portfolio.router, api_policy.router],
+    )
     app.state.settings = settings
+    app.state.clock = clock
     return app
 
 
 def main() -> None:
     settings = SegmenterSettings()
     serve(
-        build_app(settings),
+        build_app(settings, clock_from_env(os.environ.get("CARTERA_CLOCK"))),
         host=settings.cartera_host,
         port=settings.segmenter_port,
         log_level=settings.cartera_log_level,

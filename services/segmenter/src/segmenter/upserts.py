@@ -1,0 +1,312 @@
+"""Writes one folded batch of events: a few set-based statements per batch, never one per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cartera_common.db import text_array_literal
+from segmenter.domain.fold import PROFILE_FIELDS, BatchChanges
+from segmenter.domain.lifecycle import MAX_RECENT_ORDERS
+
+_TOUCH = text(
+    """
+    INSERT INTO customer (workspace_id, customer_id, first_seen_at, last_event_at, cost_to_serve)
+    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:first AS timestamptz[]),
+                         CAST(:last AS timestamptz[]), CAST(:cost AS numeric[]))
+    ON CONFLICT (workspace_id, customer_id) DO UPDATE
+    SET first_seen_at = LEAST(customer.first_seen_at, EXCLUDED.first_seen_at),
+        last_event_at = GREATEST(customer.last_event_at, EXCLUDED.last_event_at),
+        cost_to_serve = customer.cost_to_serve + EXCLUDED.cost_to_serve,
+        updated_at = now()
+    """
+)
+
+_ORDERS = text(
+    """
+    INSERT INTO customer_order AS o (workspace_id, customer_id, order_id, amount, currency, margin, coupon_code,
+                                     occurred_at, refunded, completed, cancelled, categories)
+    SELECT ws, cs, id, amount, currency, margin, coupon, at, refunded, completed, cancelled,
+           CAST(NULLIF(categories, '') AS text[])
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:ids AS text[]), CAST(:amount AS numeric[]),
+                CAST(:currency AS text[]), CAST(:margin AS numeric[]), CAST(:coupon AS text[]),
+                CAST(:at AS timestamptz[]), CAST(:refunded AS numeric[]), CAST(:completed AS boolean[]),
+                CAST(:cancelled AS boolean[]), CAST(:categories AS text[]))
+         AS t(ws, cs, id, amount, currency, margin, coupon, at, refunded, completed, cancelled, categories)
+    ON CONFLICT (workspace_id, customer_id, order_id) DO UPDATE
+    SET amount = CASE WHEN EXCLUDED.completed AND (o.occurred_at IS NULL OR EXCLUDED.occurred_at >= o.occurred_at)
+                      THEN EXCLUDED.amount ELSE o.amount END,
+        currency = COALESCE(o.currency, EXCLUDED.currency),
+        margin = COALESCE(EXCLUDED.margin, o.margin),
+        coupon_code = COALESCE(o.coupon_code, EXCLUDED.coupon_code),
+        categories = COALESCE(EXCLUDED.categories, o.categories),
+        occurred_at = COALESCE(o.occurred_at, EXCLUDED.occurred_at),
+        refunded = o.refunded + EXCLUDED.refunded,
+        completed = o.completed OR EXCLUDED.completed,
+        cancelled = o.cancelled OR EXCLUDED.cancelled
+    """
+)
+
+# Orders count when completed and not cancelled; an order after the last contact is a response.
+_RECOMPUTE = text(
+    f"""
+    UPDATE customer c
+    SET order_count = agg.n, revenue = agg.revenue, margin = agg.margin, first_order_at = agg.first_at,
+        last_order_at = agg.last_at, recent_orders_at = COALESCE(agg.recent, '{{}}'),
+        favourite_category = agg.favourite,
+        responded_at = CASE WHEN c.contacted_at < agg.last_at THEN GREATEST(c.responded_at, agg.last_at)
+                            ELSE c.responded_at END,
+        updated_at = now()
+    FROM (
+        SELECT o.workspace_id, o.customer_id,
+               count(*) FILTER (WHERE o.completed AND NOT o.cancelled) AS n,
+               COALESCE(sum(o.amount - o.refunded) FILTER (WHERE o.completed AND NOT o.cancelled), 0) AS revenue,
+               sum(o.margin) FILTER (WHERE o.completed AND NOT o.cancelled) AS margin,
+               min(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS first_at,
+               max(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS last_at,
+               (array_agg(o.occurred_at ORDER BY o.occurred_at DESC)
+                    FILTER (WHERE o.completed AND NOT o.cancelled))[1:{MAX_RECENT_ORDERS}] AS recent,
+               (SELECT cat FROM customer_order o2, unnest(o2.categories) AS cat
+                 WHERE o2.workspace_id = o.workspace_id AND o2.customer_id = o.customer_id
+                   AND o2.completed AND NOT o2.cancelled
+                 GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1) AS favourite
+        FROM customer_order o
+        JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
+          ON o.workspace_id = k.ws AND o.customer_id = k.cs
+        GROUP BY o.workspace_id, o.customer_id
+    ) agg
+    WHERE c.workspace_id = agg.workspace_id AND c.customer_id = agg.customer_id
+    """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
+)
+
+_PROFILE_SET = ",\n        ".join(
+    f"{f} = CASE WHEN c.profile_at IS NULL OR p.at >= c.profile_at THEN COALESCE(p.{f}, c.{f}) ELSE COALESCE(c.{f}, p.{f}) END"
+    for f in PROFILE_FIELDS
+)
+# Built from the constant PROFILE_FIELDS only, never from input.
+_PROFILES = text(
+    f"""
+    UPDATE customer c
+    SET {_PROFILE_SET},
+        traits = CASE WHEN c.profile_at IS NULL OR p.at >= c.profile_at THEN c.traits || p.traits ELSE p.traits || c.traits END,
+        profile_at = GREATEST(c.profile_at, p.at),
+        updated_at = now()
+    FROM (
+        SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:at AS timestamptz[]),
+                             {", ".join(f"CAST(:{f} AS text[])" for f in PROFILE_FIELDS)}, CAST(:traits AS jsonb[]))
+        AS t(workspace_id, customer_id, at, {", ".join(PROFILE_FIELDS)}, traits)
+    ) p
+    WHERE c.workspace_id = p.workspace_id AND c.customer_id = p.customer_id
+    """,  # noqa: S608
+)
+
+_CONTACTS = text(
+    """
+    UPDATE customer c
+    SET contacted_at = GREATEST(c.contacted_at, t.contacted),
+        responded_at = GREATEST(c.responded_at, t.responded),
+        interest_kind = CASE WHEN t.interest IS NOT NULL AND (c.interest_at IS NULL OR t.interest >= c.interest_at)
+                             THEN t.kind ELSE c.interest_kind END,
+        interest_at = GREATEST(c.interest_at, t.interest)
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:contacted AS timestamptz[]),
+                CAST(:responded AS timestamptz[]), CAST(:interest AS timestamptz[]), CAST(:kind AS text[]))
+         AS t(ws, cs, contacted, responded, interest, kind)
+    WHERE c.workspace_id = t.ws AND c.customer_id = t.cs
+    """
+)
+
+# Consent per channel: {"email": {"granted": true, "at": "…Z"}}; the later decision for a channel wins.
+_CONSENT = text(
+    """
+    UPDATE customer c
+    SET consent = (SELECT jsonb_object_agg(ch, v) FROM (
+                     SELECT DISTINCT ON (ch) ch, v
+                     FROM (SELECT * FROM jsonb_each(c.consent) UNION ALL SELECT * FROM jsonb_each(t.patch)) AS e(ch, v)
+                     ORDER BY ch, v ->> 'at' DESC) AS latest)
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:patch AS jsonb[])) AS t(ws, cs, patch)
+    WHERE c.workspace_id = t.ws AND c.customer_id = t.cs
+    """
+)
+
+_ISSUES = text(
+    """
+    INSERT INTO customer_issue AS i (workspace_id, customer_id, kind, ref, reason_code, detail, opened_at, resolved_at)
+    SELECT ws, cs, kind, ref, reason, detail, COALESCE(opened, resolved), resolved
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:kind AS text[]), CAST(:ref AS text[]),
+                CAST(:reason AS text[]), CAST(:detail AS text[]), CAST(:opened AS timestamptz[]),
+                CAST(:resolved AS timestamptz[])) AS t(ws, cs, kind, ref, reason, detail, opened, resolved)
+    ON CONFLICT (workspace_id, customer_id, kind, ref) DO UPDATE
+    SET reason_code = COALESCE(i.reason_code, EXCLUDED.reason_code),
+        detail = COALESCE(i.detail, EXCLUDED.detail),
+        opened_at = LEAST(i.opened_at, EXCLUDED.opened_at),
+        resolved_at = GREATEST(i.resolved_at, EXCLUDED.resolved_at)
+    """
+)
+
+_OPPORTUNITIES = text(
+    """
+    INSERT INTO opportunity AS o (workspace_id, customer_id, opportunity_id, amount, currency, probability,
+                                  expected_close, stage, state, updated_at)
+    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:ids AS text[]), CAST(:amount AS numeric[]),
+                         CAST(:currency AS text[]), CAST(:probability AS float8[]), CAST(:close AS date[]),
+                         CAST(:stage AS text[]), CAST(:state AS text[]), CAST(:at AS timestamptz[]))
+    ON CONFLICT (workspace_id, customer_id, opportunity_id) DO UPDATE
+    SET amount = COALESCE(EXCLUDED.amount, o.amount), currency = EXCLUDED.currency,
+        probability = COALESCE(EXCLUDED.probability, o.probability),
+        expected_close = COALESCE(EXCLUDED.expected_close, o.expected_close),
+        stage = COALESCE(EXCLUDED.stage, o.stage), state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+    WHERE EXCLUDED.updated_at >= o.updated_at
+    """
+)
+
+_TIMELINE = text(
+    """
+    INSERT INTO timeline (workspace_id, customer_id, occurred_at, event_id, type, summary)
+    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:at AS timestamptz[]),
+                         CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:summary AS jsonb[]))
+    ON CONFLICT DO NOTHING
+    """
+)
+
+_ERASE = [
+    text(
+        f"DELETE FROM {table} WHERE (workspace_id, customer_id) IN "  # noqa: S608 - constant table names
+        "(SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[])))"
+    )
+    for table in ("customer_order", "customer_issue", "opportunity", "timeline", "status_change", "customer")
+]
+
+
+def _keys(keys: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    return {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]}
+
+
+async def write_batch(conn: AsyncConnection, changes: BatchChanges) -> None:
+    """Keys are sorted in every statement: a stable lock order keeps two consumers from deadlocking."""
+    await _touch(conn, changes)
+    if changes.orders:
+        await _orders(conn, changes)
+    if changes.profiles:
+        await _profiles(conn, changes)
+    if changes.contacts:
+        keys = sorted(changes.contacts)
+        rows = [changes.contacts[k] for k in keys]
+        params = _keys(keys) | {
+            "contacted": [r.contacted_at for r in rows],
+            "responded": [r.responded_at for r in rows],
+            "interest": [r.interest_at for r in rows],
+            "kind": [r.interest_kind for r in rows],
+        }
+        await conn.execute(_CONTACTS, params)
+    if changes.consent:
+        keys = sorted(changes.consent)
+        patches = [
+            orjson.dumps(
+                {ch: {"granted": g, "at": at} for ch, (g, at) in changes.consent[k].items()}, option=orjson.OPT_UTC_Z
+            ).decode()
+            for k in keys
+        ]
+        await conn.execute(_CONSENT, _keys(keys) | {"patch": patches})
+    if changes.issues:
+        await _issues(conn, changes)
+    if changes.opportunities:
+        await _opportunities(conn, changes)
+    if changes.timeline:
+        await _timeline(conn, changes)
+    if changes.erased:
+        for statement in _ERASE:
+            await conn.execute(statement, _keys(sorted(changes.erased)))
+
+
+async def _touch(conn: AsyncConnection, changes: BatchChanges) -> None:
+    keys = sorted(changes.seen)
+    params = _keys(keys) | {
+        "first": [changes.seen[k].first for k in keys],
+        "last": [changes.seen[k].last for k in keys],
+        "cost": [changes.costs.get(k, 0) for k in keys],
+    }
+    await conn.execute(_TOUCH, params)
+
+
+async def _orders(conn: AsyncConnection, changes: BatchChanges) -> None:
+    keys = sorted(changes.orders)
+    rows = [changes.orders[k] for k in keys]
+    params = _keys(keys) | {
+        "ids": [k[2] for k in keys],
+        "amount": [r.amount for r in rows],
+        "currency": [r.currency for r in rows],
+        "margin": [r.margin for r in rows],
+        "coupon": [r.coupon_code for r in rows],
+        "at": [r.occurred_at for r in rows],
+        "refunded": [r.refunded for r in rows],
+        "completed": [r.completed for r in rows],
+        "cancelled": [r.cancelled for r in rows],
+        "categories": [text_array_literal(r.categories) for r in rows],
+    }
+    await conn.execute(_ORDERS, params)
+    await conn.execute(_RECOMPUTE, _keys(sorted({(k[0], k[1]) for k in keys})))
+
+
+async def _profiles(conn: AsyncConnection, changes: BatchChanges) -> None:
+    keys = sorted(changes.profiles)
+    rows = [changes.profiles[k] for k in keys]
+    params = _keys(keys) | {"at": [r.at for r in rows], "traits": [orjson.dumps(r.traits).decode() for r in rows]}
+    for f in PROFILE_FIELDS:
+        params[f] = [None if r.fields.get(f) is None else str(r.fields[f]) for r in rows]
+    await conn.execute(_PROFILES, params)
+
+
+async def _issues(conn: AsyncConnection, changes: BatchChanges) -> None:
+    keys = sorted(changes.issues)
+    rows = [changes.issues[k] for k in keys]
+    params = _keys(keys) | {
+        "kind": [k[2] for k in keys],
+        "ref": [k[3] for k in keys],
+        "reason": [r.reason_code for r in rows],
+        "detail": [r.detail for r in rows],
+        "opened": [r.opened_at for r in rows],
+        "resolved": [r.resolved_at for r in rows],
+    }
+    await conn.execute(_ISSUES, params)
+
+
+async def _opportunities(conn: AsyncConnection, changes: BatchChanges) -> None:
+    keys = sorted(changes.opportunities)
+    rows = [changes.opportunities[k] for k in keys]
+    params = _keys(keys) | {
+        "ids": [k[2] for k in keys],
+        "amount": [_num(r.fields.get("amount")) for r in rows],
+        "currency": [r.fields.get("currency") for r in rows],
+        "probability": [_num(r.fields.get("probability")) for r in rows],
+        "close": [_date(r.fields.get("expected_close")) for r in rows],
+        "stage": [r.fields.get("stage") for r in rows],
+        "state": [r.state for r in rows],
+        "at": [r.at for r in rows],
+    }
+    await conn.execute(_OPPORTUNITIES, params)
+
+
+async def _timeline(conn: AsyncConnection, changes: BatchChanges) -> None:
+    rows = sorted(changes.timeline, key=lambda r: (r[0], r[1], r[2], r[3]))
+    params = {
+        "ws": [r[0] for r in rows],
+        "cs": [r[1] for r in rows],
+        "at": [r[2] for r in rows],
+        "ids": [r[3] for r in rows],
+        "types": [r[4] for r in rows],
+        "summary": [orjson.dumps(r[5]).decode() for r in rows],
+    }
+    await conn.execute(_TIMELINE, params)
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _date(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value)[:10])
