@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 
 from cartera.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from cartera.setup import prepare
+from cartera.setup import migrate_all, prepare
 from cartera_common.settings import libpq_url
 
 
@@ -177,6 +177,14 @@ class Servers:
         self.created.append(stack.database_url)
         stack.prepare()
         return stack
+
+    def migrated_database(self) -> str:
+        """A fresh database with every service's schema and no services or broker: for tests that run
+        handlers in-process, where a running service (its own clock, its own sweep) would interfere."""
+        url = create_database(self.database_url)
+        self.created.append(url)
+        migrate_all(url)
+        return url
 
     def stop(self) -> None:
         if self.pg is not None:

@@ -23,7 +23,9 @@ _CURRENT = text(
 _INSERT = text(
     """
     INSERT INTO policy (workspace_id, version, body, created_at, created_by)
-    SELECT :ws, COALESCE(max(version), 0) + 1, CAST(:body AS jsonb), :at, :by FROM policy WHERE workspace_id = :ws
+    SELECT CAST(:ws AS text), COALESCE(max(version), 0) + 1, CAST(:body AS jsonb), CAST(:at AS timestamptz),
+           CAST(:by AS text)
+    FROM policy WHERE workspace_id = CAST(:ws AS text)
     RETURNING version
     """
 )
