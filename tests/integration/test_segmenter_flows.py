@@ -142,3 +142,14 @@ async def test_an_erased_customer_leaves_nothing_behind(world: World, ws: str) -
     await world.consume([envelope(ws, "c", "customer_erased", ago(1))])
     for table in ("customer", "customer_order", "customer_issue", "timeline", "status_change"):
         assert await world.rows(f"SELECT 1 FROM {table} WHERE workspace_id = :ws", ws=ws) == [], table  # noqa: S608
+
+
+async def test_a_new_email_is_published_but_a_repeat_order_that_changes_nothing_is_not(world: World, ws: str) -> None:
+    await world.consume(orders(ws, "c", [ago(200), ago(100)]))
+    first = len(await changes(world, ws))
+    await world.consume([envelope(ws, "c", "order_completed", ago(99), order_id="again", amount=5)])
+    assert len(await changes(world, ws)) == first
+    await world.consume([envelope(ws, "c", "profile_updated", ago(98), email="new@example.com")])
+    last = (await changes(world, ws))[-1]
+    assert last["changes"] == ["profile"] and last["previous"]["email"] is None
+    assert last["customer"]["email"] == "new@example.com"

@@ -45,7 +45,9 @@ class Handlers:
         """Every event makes the customer known; then their lifecycle is brought up to date."""
         changes = fold(events)
         await write_batch(conn, changes)
-        await reevaluate(conn, [k for k in changes.seen if k not in changes.erased], now=self.clock.now())
+        keys = [k for k in changes.seen if k not in changes.erased]
+        touched = (changes.profiles.keys() | changes.consent.keys()) - changes.erased
+        await reevaluate(conn, keys, now=self.clock.now(), publish=touched)
 
     async def apply_scores(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         """P(alive) from the scoring model moves customers whose suspension point is probabilistic."""

@@ -6,7 +6,7 @@ whose due time came); both call the same pure rules, so time and events agree on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -63,11 +63,18 @@ _HISTORY = text(
     """
 )
 
+_PUBLISHED = ("status", "unhappy", "reasons", "responsiveness")  # the ones customer-changes carries as changes
 _COLUMNS = ("status", "since", "reason", "due", "version", "gap", "frequency", "unhappy", "reasons", "responsiveness")
 
 
-async def reevaluate(conn: AsyncConnection, keys: Sequence[CustomerKey], *, now: datetime) -> int:
-    """Brings the given customers' lifecycle up to date; returns how many changed status."""
+async def reevaluate(
+    conn: AsyncConnection, keys: Sequence[CustomerKey], *, now: datetime, publish: Iterable[CustomerKey] = ()
+) -> int:
+    """Brings the given customers' lifecycle up to date; returns how many changed status.
+
+    Publishes the customers whose published fields it changed, plus `publish` (those whose profile
+    or consent the caller changed); everyone else's snapshot is left unread.
+    """
     if not keys:
         return 0
     keys = sorted(set(keys))
@@ -79,12 +86,16 @@ async def reevaluate(conn: AsyncConnection, keys: Sequence[CustomerKey], *, now:
     issues = await _issues(conn, gone)
     updates: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    candidates = set(publish)
     for row, decision in decided:
         key = (row["workspace_id"], row["customer_id"])
         version = policies[key[0]].version
         new = _columns(row, decision, issues.get(key, []), version, policies[key[0]].policy.unhappy_window_days)
-        if new != _stored(row):
+        stored = _stored(row)
+        if new != stored:
             updates.append({"ws": key[0], "cs": key[1], **new})
+            if any(new[c] != stored[c] for c in _PUBLISHED):
+                candidates.add(key)
         if decision.status != row["status"]:
             history.append(
                 {"ws": key[0], "cs": key[1], "from": row["status"], "to": decision.status,
@@ -94,7 +105,7 @@ async def reevaluate(conn: AsyncConnection, keys: Sequence[CustomerKey], *, now:
         await conn.execute(_WRITE, _columnar(updates, ("ws", "cs", *_COLUMNS)))
     if history:
         await conn.execute(_HISTORY, _columnar(history, ("ws", "cs", "from", "to", "at", "reason", "version")))
-    await publish_changes(conn, keys, now=now)
+    await publish_changes(conn, sorted(candidates), now=now)
     return len(history)
 
 
