@@ -68,7 +68,7 @@ def snapshot(row: Mapping[Any, Any]) -> dict[str, Any]:
         "time_zone": row["time_zone"],
         "industry": row["industry"],
         "segment": row["segment"],
-        "consent": row["consent"] or {},
+        "consent": {ch: bool(v.get("granted")) for ch, v in (row["consent"] or {}).items()},
         "customer_since": row["customer_since"],
         "order_count": row["order_count"],
         "revenue": float(row["revenue"]),
