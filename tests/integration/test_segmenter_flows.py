@@ -153,3 +153,30 @@ async def test_a_new_email_is_published_but_a_repeat_order_that_changes_nothing_
     last = (await changes(world, ws))[-1]
     assert last["changes"] == ["profile"] and last["previous"]["email"] is None
     assert last["customer"]["email"] == "new@example.com"
+
+
+@pytest.mark.parametrize(
+    ("topic", "kind", "payload", "effect"),
+    [
+        ("scores", "scores_updated", {"p_alive": 0.1}, ("lapsed", "unknown")),
+        ("campaign-outcomes", "winback_ended", {"outcome": "no_response", "days": 300}, ("lost", "unknown")),
+        ("campaign-outcomes", "message_sent", {"campaign_id": "standard"}, ("active", "non_responder")),
+    ],
+)
+async def test_a_replayed_score_or_outcome_changes_nothing(
+    world: World, ws: str, topic: str, kind: str, payload: dict[str, Any], effect: tuple[str, str]
+) -> None:
+    async with world.engine.begin() as conn:
+        await save_policy(conn, ws, Policy(suspension=Suspension(mode="probability")), now=NOW, by="test")
+    back = payload.pop("days", 0)  # how much longer ago the orders were
+    await world.consume(orders(ws, "c", [ago(200 + back), ago(170 + back)]))  # active unless that is long ago
+    batch = [envelope(ws, "c", kind, ago(1), **payload)]
+    await world.consume(batch, topic=topic)
+    before = await world.rows("SELECT * FROM customer WHERE workspace_id = :ws", ws=ws)
+    history = await world.rows("SELECT id FROM status_change WHERE workspace_id = :ws", ws=ws)
+    published = await world.rows("SELECT message_id FROM outbox WHERE workspace_id = :ws", ws=ws)
+    await world.consume(batch, topic=topic)
+    assert await world.rows("SELECT * FROM customer WHERE workspace_id = :ws", ws=ws) == before
+    assert await world.rows("SELECT id FROM status_change WHERE workspace_id = :ws", ws=ws) == history
+    assert await world.rows("SELECT message_id FROM outbox WHERE workspace_id = :ws", ws=ws) == published
+    assert (before[0]["status"], before[0]["responsiveness"]) == effect
