@@ -57,7 +57,8 @@ def test_a_bad_policy_is_refused_naming_the_field(stack: Stack, workspace: dict[
     )
     assert r.status_code == 422
     assert "suspension.days" in r.text
-    read = httpx.get(url, headers={"Authorization": f"Bearer {workspace['read']}"})
+    reader = {"Authorization": f"Bearer {workspace['read']}"}
+    read = wait_for_status(lambda: httpx.get(url, headers=reader), lambda s: s != 401)
     assert read.status_code == 403
 
 
