@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ TRACKED: dict[str, tuple[str, ...]] = {
 _SNAPSHOT = text(
     """
     SELECT c.workspace_id, c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone, c.industry, c.segment,
-           c.consent, c.first_order_at AS customer_since, c.order_count, c.revenue, c.last_order_at,
+           c.consent, c.first_order_at, c.order_count, c.revenue, c.last_order_at,
            c.favourite_category, c.status, c.status_since, c.status_reason, c.policy_version, c.tier, c.frequency,
            c.pareto, c.unhappy, c.leave_reasons, c.responsiveness, c.p_alive, c.published, c.change_seq
     FROM customer c
@@ -69,7 +70,7 @@ def snapshot(row: Mapping[Any, Any]) -> dict[str, Any]:
         "industry": row["industry"],
         "segment": row["segment"],
         "consent": {ch: bool(v.get("granted")) for ch, v in (row["consent"] or {}).items()},
-        "customer_since": row["customer_since"],
+        "customer_since": row["first_order_at"],
         "order_count": row["order_count"],
         "revenue": float(row["revenue"]),
         "last_order_at": row["last_order_at"],
@@ -86,8 +87,15 @@ def snapshot(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def tracked_values(snap: Mapping[str, Any]) -> dict[str, Any]:
-    return {f: snap[f] for fields in TRACKED.values() for f in fields}
+_FIELDS = tuple(f for fields in TRACKED.values() for f in fields)
+
+
+def tracked_values(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The tracked fields of a customer row, JSON-ready: equal to `published` when nothing changed."""
+    out = {f: row[f] for f in _FIELDS}
+    out["consent"] = {ch: bool(v.get("granted")) for ch, v in (row["consent"] or {}).items()}
+    out["leave_reasons"] = list(row["leave_reasons"] or ())
+    return out
 
 
 def diff(published: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -103,51 +111,66 @@ def diff(published: Mapping[str, Any] | None, current: Mapping[str, Any]) -> tup
     return kinds, previous
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    message: OutMessage
+    published: str  # the tracked values now published, as JSON for the `published` column
+    seq: int
+
+
+def change_for(row: Mapping[Any, Any], *, now: datetime) -> Change | None:
+    """The `customer_changed` message for one customer row, or None when nothing tracked changed.
+
+    `row` carries the snapshot columns (as in `_SNAPSHOT`), `published` and `change_seq`.
+    """
+    current = tracked_values(row)
+    if row["published"] == current:
+        return None  # the common case, decided without building the snapshot
+    kinds, previous = diff(row["published"], current)
+    if not kinds:
+        return None
+    snap = snapshot(row)
+    seq = row["change_seq"] + 1
+    ws, cs = row["workspace_id"], row["customer_id"]
+    payload = {
+        "changes": kinds,
+        "previous": previous,
+        "reason": row["status_reason"] if "status" in kinds else None,
+        "policy_version": row["policy_version"],
+        "customer": snap,
+    }
+    envelope = Envelope.model_construct(
+        event_id=str(uuid.uuid5(_NAMESPACE, f"{ws}:{cs}:{seq}")),
+        type=CUSTOMER_CHANGED,
+        schema_version=1,
+        workspace_id=ws,
+        customer_id=cs,
+        occurred_at=now,
+        received_at=now,
+        source="segmenter",
+        payload=payload,
+    )
+    return Change(OutMessage.of(CUSTOMER_CHANGES, envelope), orjson.dumps(current).decode(), seq)
+
+
 async def publish_changes(conn: AsyncConnection, keys: Sequence[CustomerKey], *, now: datetime) -> int:
     """Stages one `customer_changed` message per customer whose tracked fields changed; returns how many."""
     if not keys:
         return 0
     keys = sorted(set(keys))
     rows = (await conn.execute(_SNAPSHOT, {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]})).mappings().all()
-    messages: list[OutMessage] = []
-    marks: list[tuple[str, str, str, int]] = []
+    marks: list[tuple[str, str, Change]] = []
     for row in rows:
-        snap = snapshot(row)
-        current = orjson.loads(orjson.dumps(tracked_values(snap), option=orjson.OPT_UTC_Z))
-        kinds, previous = diff(row["published"], current)
-        if not kinds:
-            continue
-        seq = row["change_seq"] + 1
-        ws, cs = row["workspace_id"], row["customer_id"]
-        payload = {
-            "changes": kinds,
-            "previous": previous,
-            "reason": row["status_reason"] if "status" in kinds else None,
-            "policy_version": row["policy_version"],
-            "customer": snap,
-        }
-        envelope = Envelope.model_construct(
-            event_id=str(uuid.uuid5(_NAMESPACE, f"{ws}:{cs}:{seq}")),
-            type=CUSTOMER_CHANGED,
-            schema_version=1,
-            workspace_id=ws,
-            customer_id=cs,
-            occurred_at=now,
-            received_at=now,
-            source="segmenter",
-            payload=payload,
-        )
-        messages.append(OutMessage.of(CUSTOMER_CHANGES, envelope))
-        marks.append((ws, cs, orjson.dumps(current).decode(), seq))
+        change = change_for(row, now=now)
+        if change is not None:
+            marks.append((row["workspace_id"], row["customer_id"], change))
     if marks:
-        await conn.execute(
-            _MARK,
-            {
-                "ws": [m[0] for m in marks],
-                "cs": [m[1] for m in marks],
-                "published": [m[2] for m in marks],
-                "seq": [m[3] for m in marks],
-            },
-        )
-        await emit(conn, messages)
-    return len(messages)
+        params = {
+            "ws": [m[0] for m in marks],
+            "cs": [m[1] for m in marks],
+            "published": [m[2].published for m in marks],
+            "seq": [m[2].seq for m in marks],
+        }
+        await conn.execute(_MARK, params)
+        await emit(conn, [m[2].message for m in marks])
+    return len(marks)

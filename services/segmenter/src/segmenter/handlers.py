@@ -46,8 +46,9 @@ class Handlers:
         changes = fold(events)
         await write_batch(conn, changes)
         keys = [k for k in changes.seen if k not in changes.erased]
-        touched = (changes.profiles.keys() | changes.consent.keys()) - changes.erased
-        await reevaluate(conn, keys, now=self.clock.now(), publish=touched)
+        recount = {(k[0], k[1]) for k in changes.orders}
+        profiled = changes.profiles.keys() | changes.consent.keys()
+        await reevaluate(conn, keys, now=self.clock.now(), recount=recount, seen=changes.seen, publish=profiled)
 
     async def apply_scores(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         """P(alive) from the scoring model moves customers whose suspension point is probabilistic."""

@@ -1,4 +1,5 @@
-"""Re-evaluates customers' lifecycle under their workspace's policy and records what changed.
+"""Re-evaluates customers' lifecycle under their workspace's policy, and records and publishes what
+changed: one read and one write per batch, whatever changed.
 
 Used after every consumed batch (for the customers it touched) and by the sweep (for customers
 whose due time came); both call the same pure rules, so time and events agree on a status.
@@ -6,29 +7,48 @@ whose due time came); both call the same pure rules, so time and events agree on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cartera_common.db import text_array_literal
-from segmenter.changes import CustomerKey, publish_changes
+from cartera_common.db import json_rows
+from cartera_common.outbox import OutMessage, emit
+from segmenter.changes import CustomerKey, change_for
 from segmenter.domain import reasons
-from segmenter.domain.lifecycle import Decision, Facts, evaluate
-from segmenter.policy_store import current_policies
+from segmenter.domain.fold import Seen
+from segmenter.domain.lifecycle import MAX_RECENT_ORDERS, Decision, Facts, evaluate
+from segmenter.policy_store import VersionedPolicy, current_policies
 
-_FACTS = text(
-    """
-    SELECT c.workspace_id, c.customer_id, c.first_seen_at, c.first_order_at, c.last_order_at, c.recent_orders_at,
-           c.interest_at, c.interest_kind, c.industry, c.segment, c.p_alive, c.p_alive_at, c.winback_ended_at,
-           c.contacted_at, c.responded_at, c.status, c.status_since, c.status_reason, c.due_at, c.policy_version,
-           c.usual_gap_days, c.frequency, c.unhappy, c.leave_reasons, c.responsiveness
-    FROM customer c
-    JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
-      ON c.workspace_id = k.ws AND c.customer_id = k.cs
-    """
+# The customer as the rules and the snapshot need it; for `recount` customers also their orders'
+# totals, recomputed from customer_order (orders count when completed and not cancelled).
+_READ = text(
+    f"""
+    SELECT c.workspace_id, c.customer_id, c.first_seen_at, c.last_event_at, c.cost_to_serve, c.first_order_at, c.last_order_at, c.recent_orders_at,
+           c.order_count, c.revenue, c.margin, c.favourite_category, c.interest_at, c.interest_kind, c.industry,
+           c.segment, c.p_alive, c.p_alive_at, c.winback_ended_at, c.contacted_at, c.responded_at, c.status,
+           c.status_since, c.status_reason, c.due_at, c.policy_version, c.usual_gap_days, c.frequency, c.unhappy,
+           c.leave_reasons, c.responsiveness, c.name, c.email, c.phone, c.locale, c.time_zone, c.tier, c.pareto,
+           c.consent::text AS consent_json, c.published::text AS published_json, c.change_seq, k.recount,
+           a.n, a.revenue AS a_revenue, a.margin AS a_margin, a.first_at, a.last_at, a.recent, f.favourite
+    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:recount AS boolean[])) AS k(ws, cs, recount)
+    JOIN customer c ON c.workspace_id = k.ws AND c.customer_id = k.cs
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS n, COALESCE(sum(o.amount - o.refunded), 0) AS revenue, sum(o.margin) AS margin,
+               min(o.occurred_at) AS first_at, max(o.occurred_at) AS last_at,
+               (array_agg(o.occurred_at ORDER BY o.occurred_at DESC))[1:{MAX_RECENT_ORDERS}] AS recent
+        FROM customer_order o
+        WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
+    ) a ON k.recount
+    LEFT JOIN LATERAL (
+        SELECT cat AS favourite FROM customer_order o, unnest(o.categories) AS cat
+        WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
+        GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1
+    ) f ON k.recount
+    """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
 )
 
 _ISSUES = text(
@@ -40,19 +60,25 @@ _ISSUES = text(
     """
 )
 
+# What a re-evaluation writes back, and each column's type in the JSON rows it travels in.
+_WRITTEN = {
+    "first_seen_at": "timestamptz", "last_event_at": "timestamptz", "cost_to_serve": "numeric", "order_count": "int", "revenue": "numeric", "margin": "numeric", "first_order_at": "timestamptz",
+    "last_order_at": "timestamptz", "recent_orders_at": "timestamptz[]", "favourite_category": "text",
+    "responded_at": "timestamptz", "status": "text", "status_since": "timestamptz", "status_reason": "text",
+    "due_at": "timestamptz", "policy_version": "int", "usual_gap_days": "float8", "frequency": "text",
+    "unhappy": "boolean", "leave_reasons": "text[]", "responsiveness": "text", "published": "jsonb",
+    "change_seq": "int",
+}  # fmt: skip
+
+_OURS = ("status", "unhappy", "leave_reasons", "responsiveness")  # published fields this module sets
+_COMPARED = [col for col in _WRITTEN if col not in ("published", "change_seq")]
+
 _WRITE = text(
-    """
-    UPDATE customer c
-    SET status = t.status, status_since = t.since, status_reason = t.reason, due_at = t.due,
-        policy_version = t.version, usual_gap_days = t.gap, frequency = t.frequency, unhappy = t.unhappy,
-        leave_reasons = COALESCE(CAST(NULLIF(t.reasons, '') AS text[]), '{}'), responsiveness = t.responsiveness, updated_at = now()
-    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:status AS text[]), CAST(:since AS timestamptz[]),
-                CAST(:reason AS text[]), CAST(:due AS timestamptz[]), CAST(:version AS int[]),
-                CAST(:gap AS float8[]), CAST(:frequency AS text[]), CAST(:unhappy AS boolean[]),
-                CAST(:reasons AS text[]), CAST(:responsiveness AS text[]))
-         AS t(ws, cs, status, since, reason, due, version, gap, frequency, unhappy, reasons, responsiveness)
-    WHERE c.workspace_id = t.ws AND c.customer_id = t.cs
-    """
+    "UPDATE customer c SET "  # noqa: S608 - built from the constants above
+    + ", ".join(f"{col} = COALESCE(t.{col}, c.{col})" if col == "published" else f"{col} = t.{col}" for col in _WRITTEN)
+    + ", updated_at = now() FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t(workspace_id text, customer_id text, "
+    + ", ".join(f"{col} {typ}" for col, typ in _WRITTEN.items())
+    + ") WHERE c.workspace_id = t.workspace_id AND c.customer_id = t.customer_id"
 )
 
 _HISTORY = text(
@@ -63,50 +89,88 @@ _HISTORY = text(
     """
 )
 
-_PUBLISHED = ("status", "unhappy", "reasons", "responsiveness")  # the ones customer-changes carries as changes
-_COLUMNS = ("status", "since", "reason", "due", "version", "gap", "frequency", "unhappy", "reasons", "responsiveness")
-
 
 async def reevaluate(
-    conn: AsyncConnection, keys: Sequence[CustomerKey], *, now: datetime, publish: Iterable[CustomerKey] = ()
+    conn: AsyncConnection,
+    keys: Sequence[CustomerKey],
+    *,
+    now: datetime,
+    recount: Collection[CustomerKey] = (),
+    seen: Mapping[CustomerKey, Seen] | None = None,
+    publish: Collection[CustomerKey] = (),
 ) -> int:
-    """Brings the given customers' lifecycle up to date; returns how many changed status.
-
-    Publishes the customers whose published fields it changed, plus `publish` (those whose profile
-    or consent the caller changed); everyone else's snapshot is left unread.
-    """
+    """Brings the given customers up to date and publishes whatever differs from what was last
+    published; returns how many changed status. `recount`: customers whose orders changed, whose
+    totals are recomputed first. `seen`: when a batch saw each customer and what it cost to serve
+    them, merged here so a customer row is written once per batch. `publish`: customers whose
+    profile or consent the batch changed; together with those whose status, unhappiness or
+    responsiveness changes here, they are compared with what was last published (the others
+    cannot differ, so their published snapshot is not even parsed)."""
     if not keys:
         return 0
     keys = sorted(set(keys))
-    params = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]}
-    rows = (await conn.execute(_FACTS, params)).mappings().all()
+    params = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys], "recount": [k in recount for k in keys]}
+    rows = (await conn.execute(_READ, params)).mappings().all()
     policies = await current_policies(conn, {r["workspace_id"] for r in rows})
-    decided = [(row, evaluate(facts_of(row), policies[row["workspace_id"]].policy, now)) for row in rows]
+    current = [_with_totals(r, (seen or {}).get((r["workspace_id"], r["customer_id"]))) for r in rows]
+    decided = [(r, evaluate(facts_of(r), policies[r["workspace_id"]].policy, now)) for r in current]
     gone = [(r["workspace_id"], r["customer_id"]) for r, d in decided if d.status in ("lapsed", "lost")]
     issues = await _issues(conn, gone)
-    updates: list[dict[str, Any]] = []
+    writes: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
-    candidates = set(publish)
-    for row, decision in decided:
+    messages: list[OutMessage] = []
+    for before, (row, decision) in zip(rows, decided, strict=True):
         key = (row["workspace_id"], row["customer_id"])
-        version = policies[key[0]].version
-        new = _columns(row, decision, issues.get(key, []), version, policies[key[0]].policy.unhappy_window_days)
-        stored = _stored(row)
-        if new != stored:
-            updates.append({"ws": key[0], "cs": key[1], **new})
-            if any(new[c] != stored[c] for c in _PUBLISHED):
-                candidates.add(key)
-        if decision.status != row["status"]:
+        policy = policies[key[0]]
+        after = row | _lifecycle(row, decision, issues.get(key, []), policy) | {"published": None}
+        change = None
+        if before["published_json"] is None or key in publish or any(after[f] != before[f] for f in _OURS):
+            change = change_for(after | _parsed(before), now=now)
+        if change is not None:
+            after |= {"published": change.published, "change_seq": change.seq}
+            messages.append(change.message)
+        if change is not None or any(after[c] != before[c] for c in _COMPARED):
+            writes.append(after)
+        if decision.status != before["status"]:
             history.append(
-                {"ws": key[0], "cs": key[1], "from": row["status"], "to": decision.status,
-                 "at": decision.since, "reason": decision.reason, "version": version}
+                {"ws": key[0], "cs": key[1], "from": before["status"], "to": decision.status,
+                 "at": decision.since, "reason": decision.reason, "version": policy.version}
             )  # fmt: skip
-    if updates:
-        await conn.execute(_WRITE, _columnar(updates, ("ws", "cs", *_COLUMNS)))
+    if writes:
+        await conn.execute(_WRITE, {"rows": _rows(writes)})
     if history:
-        await conn.execute(_HISTORY, _columnar(history, ("ws", "cs", "from", "to", "at", "reason", "version")))
-    await publish_changes(conn, sorted(candidates), now=now)
+        await conn.execute(_HISTORY, {n: [h[n] for h in history] for n in history[0]})
+    await emit(conn, messages)
     return len(history)
+
+
+def _parsed(row: Mapping[Any, Any]) -> dict[str, Any]:
+    published, consent = row["published_json"], row["consent_json"]
+    return {"published": orjson.loads(published) if published else None, "consent": orjson.loads(consent)}
+
+
+def _with_totals(row: Mapping[Any, Any], seen: Seen | None) -> dict[str, Any]:
+    """The row with what the batch saw merged in, and its order totals recomputed when read with them."""
+    r = dict(row)
+    if seen is not None:
+        r["first_seen_at"] = min(r["first_seen_at"], seen.first)
+        r["last_event_at"] = max(r["last_event_at"], seen.last)
+        r["cost_to_serve"] = r["cost_to_serve"] + seen.cost
+    if not r["recount"]:
+        return r
+    r |= {
+        "order_count": r["n"],
+        "revenue": r["a_revenue"],
+        "margin": r["a_margin"],
+        "first_order_at": r["first_at"],
+        "last_order_at": r["last_at"],
+        "recent_orders_at": list(r["recent"] or ()),
+        "favourite_category": r["favourite"],
+    }
+    last, contacted = r["last_order_at"], r["contacted_at"]
+    if last is not None and contacted is not None and contacted < last:
+        r["responded_at"] = max(r["responded_at"] or last, last)  # bought after being contacted
+    return r
 
 
 def facts_of(row: Mapping[Any, Any]) -> Facts:
@@ -124,44 +188,40 @@ def facts_of(row: Mapping[Any, Any]) -> Facts:
     )
 
 
-def _columns(
-    row: Mapping[Any, Any], d: Decision, issues: list[reasons.Issue], version: int, window_days: int
+def _lifecycle(
+    row: Mapping[Any, Any], d: Decision, issues: list[reasons.Issue], policy: VersionedPolicy
 ) -> dict[str, Any]:
     left = reasons.NONE
     if d.lapse_at is not None and d.status in ("lapsed", "lost"):
+        window = policy.policy.unhappy_window_days
         left = reasons.leave_reasons(
-            issues, last_order_at=row["last_order_at"], lapse_at=d.lapse_at, window_days=window_days
+            issues, last_order_at=row["last_order_at"], lapse_at=d.lapse_at, window_days=window
         )
-    responsiveness = reasons.responsiveness(
-        contacted_at=row["contacted_at"], responded_at=row["responded_at"], last_order_at=row["last_order_at"]
-    )
     return {
         "status": d.status,
-        "since": d.since,
-        "reason": d.reason,
-        "due": d.due_at,
-        "version": version,
-        "gap": d.usual_gap_days,
+        "status_since": d.since,
+        "status_reason": d.reason,
+        "due_at": d.due_at,
+        "policy_version": policy.version,
+        "usual_gap_days": d.usual_gap_days,
         "frequency": d.frequency,
         "unhappy": left.unhappy,
-        "reasons": text_array_literal(left.reasons),
-        "responsiveness": responsiveness,
+        "leave_reasons": list(left.reasons),
+        "responsiveness": reasons.responsiveness(
+            contacted_at=row["contacted_at"], responded_at=row["responded_at"], last_order_at=row["last_order_at"]
+        ),
     }
 
 
-def _stored(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
-        "status": row["status"],
-        "since": row["status_since"],
-        "reason": row["status_reason"],
-        "due": row["due_at"],
-        "version": row["policy_version"],
-        "gap": row["usual_gap_days"],
-        "frequency": row["frequency"],
-        "unhappy": row["unhappy"],
-        "reasons": text_array_literal(row["leave_reasons"] or ()),
-        "responsiveness": row["responsiveness"],
-    }
+def _rows(writes: list[dict[str, Any]]) -> str:
+    return json_rows(
+        {"workspace_id": w["workspace_id"], "customer_id": w["customer_id"]}
+        | {
+            col: orjson.Fragment(w[col]) if col == "published" and isinstance(w[col], str) else w[col]
+            for col in _WRITTEN
+        }
+        for w in writes
+    )
 
 
 async def _issues(conn: AsyncConnection, keys: list[CustomerKey]) -> dict[CustomerKey, list[reasons.Issue]]:
@@ -173,7 +233,3 @@ async def _issues(conn: AsyncConnection, keys: list[CustomerKey]) -> dict[Custom
         issue = reasons.Issue(r["kind"], r["ref"], r["reason_code"], r["opened_at"], r["resolved_at"])
         out.setdefault((r["workspace_id"], r["customer_id"]), []).append(issue)
     return out
-
-
-def _columnar(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    return {n: [r[n] for r in rows] for n in names}

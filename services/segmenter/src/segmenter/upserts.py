@@ -10,20 +10,16 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cartera_common.db import text_array_literal
+from cartera_common.db import json_rows
 from segmenter.domain.fold import PROFILE_FIELDS, BatchChanges
-from segmenter.domain.lifecycle import MAX_RECENT_ORDERS
 
+# New customers get a row; existing ones get their first/last seen and costs in reevaluate()'s one write.
 _TOUCH = text(
     """
-    INSERT INTO customer (workspace_id, customer_id, first_seen_at, last_event_at, cost_to_serve)
-    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:first AS timestamptz[]),
-                         CAST(:last AS timestamptz[]), CAST(:cost AS numeric[]))
-    ON CONFLICT (workspace_id, customer_id) DO UPDATE
-    SET first_seen_at = LEAST(customer.first_seen_at, EXCLUDED.first_seen_at),
-        last_event_at = GREATEST(customer.last_event_at, EXCLUDED.last_event_at),
-        cost_to_serve = customer.cost_to_serve + EXCLUDED.cost_to_serve,
-        updated_at = now()
+    INSERT INTO customer (workspace_id, customer_id, first_seen_at, last_event_at)
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS t(workspace_id text, customer_id text, first_seen_at timestamptz, last_event_at timestamptz)
+    ON CONFLICT (workspace_id, customer_id) DO NOTHING
     """
 )
 
@@ -31,13 +27,10 @@ _ORDERS = text(
     """
     INSERT INTO customer_order AS o (workspace_id, customer_id, order_id, amount, currency, margin, coupon_code,
                                      occurred_at, refunded, completed, cancelled, categories)
-    SELECT ws, cs, id, amount, currency, margin, coupon, at, refunded, completed, cancelled,
-           CAST(NULLIF(categories, '') AS text[])
-    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:ids AS text[]), CAST(:amount AS numeric[]),
-                CAST(:currency AS text[]), CAST(:margin AS numeric[]), CAST(:coupon AS text[]),
-                CAST(:at AS timestamptz[]), CAST(:refunded AS numeric[]), CAST(:completed AS boolean[]),
-                CAST(:cancelled AS boolean[]), CAST(:categories AS text[]))
-         AS t(ws, cs, id, amount, currency, margin, coupon, at, refunded, completed, cancelled, categories)
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS t(workspace_id text, customer_id text, order_id text, amount numeric, currency text, margin numeric,
+             coupon_code text, occurred_at timestamptz, refunded numeric, completed boolean, cancelled boolean,
+             categories text[])
     ON CONFLICT (workspace_id, customer_id, order_id) DO UPDATE
     SET amount = CASE WHEN EXCLUDED.completed AND (o.occurred_at IS NULL OR EXCLUDED.occurred_at >= o.occurred_at)
                       THEN EXCLUDED.amount ELSE o.amount END,
@@ -50,38 +43,6 @@ _ORDERS = text(
         completed = o.completed OR EXCLUDED.completed,
         cancelled = o.cancelled OR EXCLUDED.cancelled
     """
-)
-
-# Orders count when completed and not cancelled; an order after the last contact is a response.
-_RECOMPUTE = text(
-    f"""
-    UPDATE customer c
-    SET order_count = agg.n, revenue = agg.revenue, margin = agg.margin, first_order_at = agg.first_at,
-        last_order_at = agg.last_at, recent_orders_at = COALESCE(agg.recent, '{{}}'),
-        favourite_category = agg.favourite,
-        responded_at = CASE WHEN c.contacted_at < agg.last_at THEN GREATEST(c.responded_at, agg.last_at)
-                            ELSE c.responded_at END,
-        updated_at = now()
-    FROM (
-        SELECT o.workspace_id, o.customer_id,
-               count(*) FILTER (WHERE o.completed AND NOT o.cancelled) AS n,
-               COALESCE(sum(o.amount - o.refunded) FILTER (WHERE o.completed AND NOT o.cancelled), 0) AS revenue,
-               sum(o.margin) FILTER (WHERE o.completed AND NOT o.cancelled) AS margin,
-               min(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS first_at,
-               max(o.occurred_at) FILTER (WHERE o.completed AND NOT o.cancelled) AS last_at,
-               (array_agg(o.occurred_at ORDER BY o.occurred_at DESC)
-                    FILTER (WHERE o.completed AND NOT o.cancelled))[1:{MAX_RECENT_ORDERS}] AS recent,
-               (SELECT cat FROM customer_order o2, unnest(o2.categories) AS cat
-                 WHERE o2.workspace_id = o.workspace_id AND o2.customer_id = o.customer_id
-                   AND o2.completed AND NOT o2.cancelled
-                 GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1) AS favourite
-        FROM customer_order o
-        JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
-          ON o.workspace_id = k.ws AND o.customer_id = k.cs
-        GROUP BY o.workspace_id, o.customer_id
-    ) agg
-    WHERE c.workspace_id = agg.workspace_id AND c.customer_id = agg.customer_id
-    """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
 )
 
 _PROFILE_SET = ",\n        ".join(
@@ -167,8 +128,8 @@ _OPPORTUNITIES = text(
 _TIMELINE = text(
     """
     INSERT INTO timeline (workspace_id, customer_id, occurred_at, event_id, type, summary)
-    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:at AS timestamptz[]),
-                         CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:summary AS jsonb[]))
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS t(workspace_id text, customer_id text, occurred_at timestamptz, event_id text, type text, summary jsonb)
     ON CONFLICT DO NOTHING
     """
 )
@@ -225,31 +186,23 @@ async def write_batch(conn: AsyncConnection, changes: BatchChanges) -> None:
 
 async def _touch(conn: AsyncConnection, changes: BatchChanges) -> None:
     keys = sorted(changes.seen)
-    params = _keys(keys) | {
-        "first": [changes.seen[k].first for k in keys],
-        "last": [changes.seen[k].last for k in keys],
-        "cost": [changes.costs.get(k, 0) for k in keys],
-    }
-    await conn.execute(_TOUCH, params)
+    rows = (
+        {"workspace_id": k[0], "customer_id": k[1], "first_seen_at": v.first, "last_event_at": v.last}
+        for k in keys
+        for v in (changes.seen[k],)
+    )
+    await conn.execute(_TOUCH, {"rows": json_rows(rows)})
 
 
 async def _orders(conn: AsyncConnection, changes: BatchChanges) -> None:
-    keys = sorted(changes.orders)
-    rows = [changes.orders[k] for k in keys]
-    params = _keys(keys) | {
-        "ids": [k[2] for k in keys],
-        "amount": [r.amount for r in rows],
-        "currency": [r.currency for r in rows],
-        "margin": [r.margin for r in rows],
-        "coupon": [r.coupon_code for r in rows],
-        "at": [r.occurred_at for r in rows],
-        "refunded": [r.refunded for r in rows],
-        "completed": [r.completed for r in rows],
-        "cancelled": [r.cancelled for r in rows],
-        "categories": [text_array_literal(r.categories) for r in rows],
-    }
-    await conn.execute(_ORDERS, params)
-    await conn.execute(_RECOMPUTE, _keys(sorted({(k[0], k[1]) for k in keys})))
+    rows = (
+        {"workspace_id": k[0], "customer_id": k[1], "order_id": k[2], "amount": r.amount, "currency": r.currency,
+         "margin": r.margin, "coupon_code": r.coupon_code, "occurred_at": r.occurred_at, "refunded": r.refunded,
+         "completed": r.completed, "cancelled": r.cancelled, "categories": r.categories or None}
+        for k in sorted(changes.orders)
+        for r in (changes.orders[k],)
+    )  # fmt: skip
+    await conn.execute(_ORDERS, {"rows": json_rows(rows)})  # the customers' totals are recounted by reevaluate()
 
 
 async def _profiles(conn: AsyncConnection, changes: BatchChanges) -> None:
@@ -292,16 +245,9 @@ async def _opportunities(conn: AsyncConnection, changes: BatchChanges) -> None:
 
 
 async def _timeline(conn: AsyncConnection, changes: BatchChanges) -> None:
-    rows = sorted(changes.timeline, key=lambda r: (r[0], r[1], r[2], r[3]))
-    params = {
-        "ws": [r[0] for r in rows],
-        "cs": [r[1] for r in rows],
-        "at": [r[2] for r in rows],
-        "ids": [r[3] for r in rows],
-        "types": [r[4] for r in rows],
-        "summary": [orjson.dumps(r[5]).decode() for r in rows],
-    }
-    await conn.execute(_TIMELINE, params)
+    names = ("workspace_id", "customer_id", "occurred_at", "event_id", "type", "summary")
+    rows = (dict(zip(names, r, strict=True)) for r in sorted(changes.timeline, key=lambda r: (r[0], r[1], r[2], r[3])))
+    await conn.execute(_TIMELINE, {"rows": json_rows(rows)})
 
 
 def _num(value: Any) -> float | None:

@@ -56,6 +56,7 @@ class ProfileChange:
 class Seen:
     first: datetime
     last: datetime
+    cost: Decimal = Decimal(0)  # cost to serve recorded in the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,6 @@ class BatchChanges:
     issues: dict[IssueKey, IssueChange] = field(default_factory=dict)
     opportunities: dict[OrderKey, OpportunityChange] = field(default_factory=dict)
     contacts: dict[CustomerKey, Contact] = field(default_factory=dict)
-    costs: dict[CustomerKey, Decimal] = field(default_factory=dict)
     consent: dict[CustomerKey, dict[str, tuple[bool, datetime]]] = field(default_factory=dict)
     erased: set[CustomerKey] = field(default_factory=set)
     timeline: list[tuple[str, str, datetime, str, str, dict[str, Any]]] = field(default_factory=list)
@@ -103,7 +103,7 @@ def fold(events: Iterable[Envelope]) -> BatchChanges:
         key = (e.workspace_id, e.customer_id)
         seen = out.seen.get(key)
         out.seen[key] = (
-            Seen(min(seen.first, e.occurred_at), max(seen.last, e.occurred_at))
+            Seen(min(seen.first, e.occurred_at), max(seen.last, e.occurred_at), seen.cost)
             if seen
             else Seen(e.occurred_at, e.occurred_at)
         )
@@ -144,7 +144,8 @@ def _fold_other(out: BatchChanges, key: CustomerKey, e: Envelope) -> None:
         if current is None or e.occurred_at >= current.at:
             out.opportunities[okey] = OpportunityChange(e.occurred_at, OPPORTUNITY_STATES[e.type], dict(p))
     elif e.type == "cost_recorded":
-        out.costs[key] = out.costs.get(key, Decimal(0)) + (_dec(p.get("amount")) or Decimal(0))
+        seen = out.seen[key]
+        out.seen[key] = replace(seen, cost=seen.cost + (_dec(p.get("amount")) or Decimal(0)))
     elif e.type in ("consent_changed", "unsubscribed"):
         granted = bool(p.get("granted", False))
         channels = out.consent.setdefault(key, {})
