@@ -48,7 +48,9 @@ class Handlers:
         keys = [k for k in changes.seen if k not in changes.erased]
         recount = {(k[0], k[1]) for k in changes.orders}
         profiled = changes.profiles.keys() | changes.consent.keys()
-        await reevaluate(conn, keys, now=self.clock.now(), recount=recount, seen=changes.seen, publish=profiled)
+        await reevaluate(
+            conn, keys, now=self.clock.now(), recount=recount, seen=changes.seen, publish=profiled, keep_early_due=True
+        )
 
     async def apply_scores(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         """P(alive) from the scoring model moves customers whose suspension point is probabilistic."""
