@@ -24,7 +24,8 @@ from segmenter.domain.lifecycle import MAX_RECENT_ORDERS, Decision, Facts, evalu
 from segmenter.policy_store import VersionedPolicy, current_policies
 
 # The customer as the rules and the snapshot need it; for `recount` customers also their orders'
-# totals, recomputed from customer_order (orders count when completed and not cancelled).
+# totals, recomputed from customer_order (orders count when completed and not cancelled). Locked:
+# the portfolio run and the sweep write these rows too, and `published` must not go stale between.
 _READ = text(
     f"""
     SELECT c.workspace_id, c.customer_id, c.first_seen_at, c.last_event_at, c.cost_to_serve, c.first_order_at, c.last_order_at, c.recent_orders_at,
@@ -48,6 +49,7 @@ _READ = text(
         WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
         GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1
     ) f ON k.recount
+    FOR UPDATE OF c
     """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
 )
 
