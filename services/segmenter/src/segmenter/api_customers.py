@@ -106,7 +106,7 @@ class Reasons(BaseModel):
 
 class TimelineEvent(BaseModel):
     occurred_at: UtcDatetime
-    event_id: str
+    event_id: str | None = Field(description="Null for completed orders, which are shown from the orders themselves.")
     type: str
     summary: dict[str, Any]
 

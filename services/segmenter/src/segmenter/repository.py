@@ -88,7 +88,9 @@ _DETAIL_COLUMNS = ", ".join(
 )
 
 # One round trip: the row, plus its history, issues and latest events aggregated as JSON. Each
-# subquery walks an index that starts with (workspace_id, customer_id).
+# subquery walks an index that starts with (workspace_id, customer_id). Completed orders are not
+# copied into the timeline table (they are most events, and customer_order has them): they join
+# it here.
 _DETAIL = text(
     f"""
     SELECT {_DETAIL_COLUMNS},
@@ -109,10 +111,18 @@ _DETAIL = text(
            (SELECT COALESCE(json_agg(json_build_object(
                        'occurred_at', t.occurred_at, 'event_id', t.event_id, 'type', t.type, 'summary', t.summary)
                        ORDER BY t.occurred_at DESC, t.event_id DESC), '[]')
-              FROM (SELECT * FROM timeline t
-                     WHERE t.workspace_id = c.workspace_id AND t.customer_id = c.customer_id
-                     ORDER BY t.occurred_at DESC, t.event_id DESC
-                     LIMIT :timeline_limit) t) AS timeline
+              FROM (SELECT * FROM (
+                      (SELECT t.occurred_at, t.event_id, t.type, t.summary FROM timeline t
+                        WHERE t.workspace_id = c.workspace_id AND t.customer_id = c.customer_id
+                        ORDER BY t.occurred_at DESC, t.event_id DESC LIMIT :timeline_limit)
+                      UNION ALL
+                      (SELECT o.occurred_at, NULL, 'order_completed',
+                              jsonb_strip_nulls(jsonb_build_object('order_id', o.order_id, 'amount', o.amount,
+                                  'currency', o.currency, 'coupon_code', o.coupon_code, 'categories', o.categories))
+                         FROM customer_order o
+                        WHERE o.workspace_id = c.workspace_id AND o.customer_id = c.customer_id AND o.completed
+                        ORDER BY o.occurred_at DESC LIMIT :timeline_limit)) AS u
+                     ORDER BY 1 DESC, 2 DESC NULLS LAST LIMIT :timeline_limit) t) AS timeline
       FROM customer c
      WHERE c.workspace_id = :ws AND c.customer_id = :customer_id
     """  # noqa: S608 - the column list is a constant

@@ -116,7 +116,8 @@ def fold(events: Iterable[Envelope]) -> BatchChanges:
             out.erased.add(key)
         else:
             _fold_other(out, key, e)
-        out.timeline.append((*key, e.occurred_at, e.event_id, e.type, timeline_summary(e.payload)))
+        if e.type != "order_completed":  # completed orders are shown from customer_order
+            out.timeline.append((*key, e.occurred_at, e.event_id, e.type, timeline_summary(e.payload)))
     return out
 
 
