@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cartera_common.clock import Clock
-from cartera_common.errors import is_transient
+from cartera_common.periodic import Periodic
 from segmenter.reevaluate import reevaluate
 
 log = logging.getLogger(__name__)
@@ -38,31 +36,14 @@ async def sweep_once(engine: AsyncEngine, *, now: datetime, chunk: int = 5_000) 
             return total
 
 
-@dataclass
-class Sweeper:
-    """Runs the sweep at start (for what came due while the service was down) and then every `interval_s`."""
+class Sweeper(Periodic):
+    """Sweeps at start (for what came due while the service was down) and then every `interval_s`."""
 
-    engine: AsyncEngine
-    clock: Clock
-    interval_s: float = 1.0
-    chunk: int = 5_000
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self, engine: AsyncEngine, clock: Clock, interval_s: float = 1.0, chunk: int = 5_000) -> None:
+        super().__init__()
+        self.engine, self.clock, self.interval_s, self.chunk = engine, clock, interval_s, chunk
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                n = await sweep_once(self.engine, now=self.clock.now(), chunk=self.chunk)
-                if n:
-                    log.info("sweep re-evaluated customers", extra={"customers": n})
-            except Exception as exc:
-                if not is_transient(exc):
-                    log.exception("sweep failed")
-                else:
-                    log.warning("sweep waiting for the database: %s", type(exc).__name__)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()
+    async def tick(self) -> None:
+        n = await sweep_once(self.engine, now=self.clock.now(), chunk=self.chunk)
+        if n:
+            log.info("sweep re-evaluated %d customers", n)
