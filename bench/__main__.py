@@ -12,7 +12,9 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
-from bench.report import table
+from bench.lifecycle import run_lifecycle
+from bench.portfolio import run_portfolio
+from bench.report import Figure, table
 from bench.run import run
 from cartera.stack import Servers, Stack
 
@@ -28,11 +30,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-batch", type=int, default=10, help="events per POST in the latency run")
     p.add_argument("--poll-ms", type=float, default=5, help="how often the latency poller asks PostgreSQL")
     p.add_argument("--ingest-workers", type=int, default=1, help="ingest HTTP worker processes (INGEST_WORKERS)")
+    p.add_argument("--only", choices=["pipeline", "portfolio", "lifecycle"], help="run one part (default: all of them)")
+    p.add_argument("--portfolio-customers", type=int, default=1_000_000, help="customers in the portfolio run")
+    p.add_argument("--portfolio-orders", type=int, default=10_000_000, help="orders in the portfolio run")
+    p.add_argument("--lifecycle-customers", type=int, default=1_000_000, help="customers in the sweep and read run")
+    p.add_argument("--read-rate", type=float, default=300, help="GET /customers/{id} per second in the read run")
+    p.add_argument("--read-seconds", type=float, default=10, help="length of the read run")
     p.add_argument("--quick", action="store_true", help="a smoke run: 5,000 events, 3 s of latency")
     p.add_argument("--workdir", type=Path, help="where data and service logs go (default: a temp dir, removed)")
     args = p.parse_args(argv)
     if args.quick:
         args.events, args.customers, args.latency_seconds = 5_000, 2_000, 3.0
+        args.portfolio_customers, args.portfolio_orders = 20_000, 200_000
+        args.lifecycle_customers, args.read_seconds = 20_000, 3.0
     return args
 
 
@@ -53,12 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     stack: Stack | None = None
     servers = Servers.start(workdir)
     try:
-        stack = servers.new_stack(workdir)
-        print(f"database {stack.database_url}, broker {stack.bootstrap}", flush=True)
-        stack.start("ingest", INGEST_WORKERS=str(args.ingest_workers))
-        stack.start("segmenter")
-        print(f"services up: {', '.join(f'{n} {s.url}' for n, s in stack.services.items())}", flush=True)
-        figures = asyncio.run(run(stack, servers, args, run_id))
+        figures: list[Figure] = []
+        if args.only in (None, "pipeline"):
+            stack = servers.new_stack(workdir)
+            print(f"database {stack.database_url}, broker {stack.bootstrap}", flush=True)
+            stack.start("ingest", INGEST_WORKERS=str(args.ingest_workers))
+            stack.start("segmenter")
+            print(f"services up: {', '.join(f'{n} {s.url}' for n, s in stack.services.items())}", flush=True)
+            figures += asyncio.run(run(stack, servers, args, run_id))
+            stack.stop()  # idle services would still take a share of the two cores
+        if args.only in (None, "portfolio"):
+            # A database of its own with no services on it: the segmenter's timer would classify it too.
+            url = servers.migrated_database()
+            figures += asyncio.run(run_portfolio(url, customers=args.portfolio_customers, orders=args.portfolio_orders))
+        if args.only in (None, "lifecycle"):
+            stack = servers.new_stack(workdir)  # ingest and the segmenter start once the data is in
+            figures += asyncio.run(
+                run_lifecycle(stack, customers=args.lifecycle_customers, seconds=args.read_seconds, rate=args.read_rate)
+            )
+            stack.stop()
         print()
         print(table(figures))
         ok = True

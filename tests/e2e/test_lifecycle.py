@@ -90,3 +90,24 @@ async def read_changes(bootstrap: str, key: str, timeout_s: float = 20) -> list[
     finally:
         await consumer.stop()
     return found
+
+
+def test_recomputing_the_portfolio_ranks_customers_into_tiers_and_pareto(
+    stack: Stack, workspace: dict[str, str]
+) -> None:
+    segmenter = stack.services["segmenter"].url
+    admin = {"Authorization": f"Bearer {workspace['admin']}"}
+    amounts = {"big": 1000, "mid": 100, "small": 10}
+    for cid, amount in amounts.items():
+        post(stack, workspace["write"], {"type": "order_completed", "customer_id": cid, "occurred_at": days_ago(3),
+                                         "order_id": f"o-{cid}", "amount": amount})  # fmt: skip
+    for cid in amounts:
+        wait_for_customer(stack, workspace["read"], cid, lambda c: c["order_count"] == 1)
+    run = wait_for_status(lambda: httpx.post(f"{segmenter}/portfolio/recompute", headers=admin), lambda s: s != 401)
+    assert run.status_code == 200, run.text
+    assert run.json()["customers"] == 3
+    big = wait_for_customer(stack, workspace["read"], "big", lambda c: c["classification"]["tier"] is not None)
+    assert big["classification"]["pareto"] is True  # 1000 of 1110 is over 80 %
+    small = wait_for_customer(stack, workspace["read"], "small", lambda c: True)
+    assert small["classification"]["pareto"] is False
+    assert big["classification"]["tier"] != small["classification"]["tier"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from cartera_common.access import Principal, require
 from cartera_common.events.changes import STATUSES, Frequency, Status, Tier
 from segmenter import repository
+from segmenter.scheduler import classify
 
 router = APIRouter(tags=["portfolio"])
 
@@ -224,3 +226,24 @@ async def get_pipeline(request: Request, principal: Principal = Depends(require(
     unscheduled = [PipelineBucket.model_validate(r) for r in rows if not r["is_total"] and r["month"] is None]
     total = [PipelineBucket.model_validate(r) for r in rows if r["is_total"]]
     return Pipeline(months=months, unscheduled=(unscheduled or [empty])[0], total=(total or [empty])[0])
+
+
+class PortfolioRunOut(BaseModel):
+    workspace_id: str
+    as_of: datetime
+    customers: int = Field(description="Customers classified.")
+    changed: int = Field(description="Customers whose stored classification or trailing revenue was rewritten.")
+    moved: int = Field(description="Customers whose tier or Pareto flag changed.")
+    published: int = Field(description="`customer_changed` messages staged for campaigns.")
+    duration_ms: int
+
+
+@router.post(
+    "/portfolio/recompute",
+    response_model=PortfolioRunOut,
+    summary="Recompute tiers, RFM and Pareto now (admin)",
+    description="The segmenter also does this on its own every `SEGMENTER_PORTFOLIO_INTERVAL_S` (15 minutes).",
+)
+async def post_recompute(request: Request, principal: Principal = Depends(require("admin"))) -> PortfolioRunOut:
+    run = await classify(request.app.state.runtime.engine, principal.workspace_id, now=request.app.state.clock.now())
+    return PortfolioRunOut(**dataclasses.asdict(run))

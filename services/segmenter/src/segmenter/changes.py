@@ -46,6 +46,7 @@ _SNAPSHOT = text(
     FROM customer c
     JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
       ON c.workspace_id = k.ws AND c.customer_id = k.cs
+    FOR UPDATE OF c
     """
 )
 

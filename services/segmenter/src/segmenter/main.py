@@ -12,6 +12,7 @@ from cartera_common.runtime import ServiceRuntime, Subscription, serve
 from cartera_common.topics import CAMPAIGN_OUTCOMES, EVENTS, SCORES
 from segmenter import api_customers, api_policy, api_portfolio
 from segmenter.handlers import Handlers
+from segmenter.scheduler import PortfolioScheduler
 from segmenter.settings import SegmenterSettings
 from segmenter.sweep import Sweeper
 
@@ -34,7 +35,8 @@ def build_app(settings: SegmenterSettings | None = None, clock: Clock | None = N
         ],
     )
     runtime.background = [
-        Sweeper(runtime.engine, clock, settings.segmenter_sweep_interval_s, settings.segmenter_sweep_chunk)
+        Sweeper(runtime.engine, clock, settings.segmenter_sweep_interval_s, settings.segmenter_sweep_chunk),
+        PortfolioScheduler(runtime.engine, clock, settings.segmenter_portfolio_interval_s),
     ]
     app = runtime.app(
         title="Cartera segmenter",

@@ -13,3 +13,6 @@ class SegmenterSettings(ServiceSettings):
         default=1.0, gt=0, description="How often due customers are re-evaluated."
     )
     segmenter_sweep_chunk: int = Field(default=5_000, ge=1, description="Customers re-evaluated per transaction.")
+    segmenter_portfolio_interval_s: float = Field(
+        default=900, gt=0, description="How often every workspace's tiers, RFM and Pareto are recomputed."
+    )

@@ -120,6 +120,15 @@ customer_order = Table(
     Column("completed", Boolean, nullable=False, server_default="false"),
     Column("cancelled", Boolean, nullable=False, server_default="false"),
     PrimaryKeyConstraint("workspace_id", "customer_id", "order_id"),
+    # What the portfolio run reads: completed orders by customer and time, amounts included (portfolio.py).
+    Index(
+        "ix_customer_order_revenue",
+        "workspace_id",
+        "customer_id",
+        "occurred_at",
+        postgresql_include=["amount", "refunded"],
+        postgresql_where=text("completed AND NOT cancelled"),
+    ),
 )
 
 
@@ -210,5 +219,8 @@ portfolio_run = Table(
     Column("changed", Integer, nullable=False),
     Column("stats", JSONB, nullable=False),
     Column("duration_ms", Integer, nullable=False),
+    # Set once every change the run made is staged on customer-changes; a run left without it
+    # (a crash while publishing) is published again by the next one.
+    Column("published_at", TS),
     PrimaryKeyConstraint("workspace_id", "ran_at"),
 )

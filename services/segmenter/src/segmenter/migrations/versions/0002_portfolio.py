@@ -137,6 +137,7 @@ def upgrade() -> None:
         sa.Column("changed", sa.Integer, nullable=False),
         sa.Column("stats", JSONB, nullable=False),
         sa.Column("duration_ms", sa.Integer, nullable=False),
+        sa.Column("published_at", TS),
         sa.PrimaryKeyConstraint("workspace_id", "ran_at", name="pk_portfolio_run"),
         schema=S,
     )
