@@ -26,8 +26,7 @@ from segmenter.policy_store import VersionedPolicy, current_policies
 # The customer as the rules and the snapshot need it; for `recount` customers also their orders'
 # totals, recomputed from customer_order (orders count when completed and not cancelled). Locked:
 # the portfolio run and the sweep write these rows too, and `published` must not go stale between.
-_READ = text(
-    f"""
+_READ = f"""
     SELECT c.workspace_id, c.customer_id, c.first_seen_at, c.last_event_at, c.cost_to_serve, c.first_order_at, c.last_order_at, c.recent_orders_at,
            c.order_count, c.revenue, c.margin, c.favourite_category, c.interest_at, c.interest_kind, c.industry,
            c.segment, c.p_alive, c.p_alive_at, c.winback_ended_at, c.contacted_at, c.responded_at, c.status,
@@ -35,7 +34,7 @@ _READ = text(
            c.leave_reasons, c.responsiveness, c.name, c.email, c.phone, c.locale, c.time_zone, c.tier, c.pareto,
            c.consent::text AS consent_json, c.published::text AS published_json, c.change_seq, k.recount,
            a.n, a.revenue AS a_revenue, a.margin AS a_margin, a.first_at, a.last_at, a.recent, f.favourite
-    FROM unnest(CAST(:ws AS text[]), CAST(:cs AS text[]), CAST(:recount AS boolean[])) AS k(ws, cs, recount)
+    FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS boolean[])) AS k(ws, cs, recount)
     JOIN customer c ON c.workspace_id = k.ws AND c.customer_id = k.cs
     LEFT JOIN LATERAL (
         SELECT count(*) AS n, COALESCE(sum(o.amount - o.refunded), 0) AS revenue, sum(o.margin) AS margin,
@@ -51,7 +50,6 @@ _READ = text(
     ) f ON k.recount
     FOR UPDATE OF c
     """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
-)
 
 _ISSUES = text(
     """
@@ -115,8 +113,7 @@ async def reevaluate(
     if not keys:
         return 0
     keys = sorted(set(keys))
-    params = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys], "recount": [k in recount for k in keys]}
-    rows = (await conn.execute(_READ, params)).mappings().all()
+    rows = await _read(conn, keys, recount)
     policies = await current_policies(conn, {r["workspace_id"] for r in rows})
     current = [_with_totals(r, (seen or {}).get((r["workspace_id"], r["customer_id"]))) for r in rows]
     decided = [(r, evaluate(facts_of(r), policies[r["workspace_id"]].policy, now)) for r in current]
@@ -152,6 +149,17 @@ async def reevaluate(
     return len(history)
 
 
+async def _read(
+    conn: AsyncConnection, keys: Sequence[CustomerKey], recount: Collection[CustomerKey]
+) -> list[dict[str, Any]]:
+    """Straight through asyncpg, in the same transaction: this is the widest read of the hot path,
+    and SQLAlchemy's row objects cost more than the query's own decoding."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = await driver.fetch(_READ, [k[0] for k in keys], [k[1] for k in keys], [k in recount for k in keys])
+    return [dict(r) for r in records]
+
+
 def _earlier_still_due(stored: datetime | None, after: Mapping[str, Any], now: datetime) -> bool:
     due = after["due_at"]
     return stored is not None and due is not None and now < stored <= due
@@ -164,7 +172,7 @@ def _parsed(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 def _with_totals(row: Mapping[Any, Any], seen: Seen | None) -> dict[str, Any]:
     """The row with what the batch saw merged in, and its order totals recomputed when read with them."""
-    r = dict(row)
+    r = dict(row)  # `row` stays as read: what changed is found by comparing the two
     if seen is not None:
         r["first_seen_at"] = min(r["first_seen_at"], seen.first)
         r["last_event_at"] = max(r["last_event_at"], seen.last)
