@@ -95,3 +95,24 @@ async def test_a_rolled_back_row_is_never_published_and_does_not_block_the_rest(
         await conn.close()
     assert await publisher.publish_batch() == 1
     assert await published(stack, topic, 1) == [b"kept"]
+
+
+async def test_housekeeping_forgets_event_ids_older_than_the_inbox_retention(
+    relay: tuple[OutboxRelay, str, str], stack: Stack
+) -> None:
+    r, schema, _ = relay
+    conn = await asyncpg.connect(libpq_url(stack.database_url))
+    try:
+        await conn.execute(
+            f"INSERT INTO {schema}.inbox (workspace_id, event_id, topic, processed_at) "
+            "SELECT 'w', 'old-' || g, 'events', now() - interval '36 days' FROM generate_series(1, 25000) g"
+        )
+        await conn.execute(
+            f"INSERT INTO {schema}.inbox (workspace_id, event_id, topic, processed_at) "
+            "SELECT 'w', 'kept-' || g, 'events', now() - interval '34 days' FROM generate_series(1, 10) g"
+        )
+        await r._housekeeping()  # more than one slice of old rows
+        left = await conn.fetch(f"SELECT event_id FROM {schema}.inbox")
+    finally:
+        await conn.close()
+    assert sorted(row["event_id"] for row in left) == sorted(f"kept-{g}" for g in range(1, 11))

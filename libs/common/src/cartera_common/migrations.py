@@ -110,3 +110,14 @@ def create_plumbing_tables(connection: Connection, schema: str) -> None:
     """Called from each service's first migration: inbox, outbox, key copy, relay state."""
     for ddl in _PLUMBING_V1:
         connection.execute(text(ddl.format(s=schema)))
+
+
+# Version 2: the inbox is pruned by age (see OutboxRelay housekeeping), so it needs a cheap index
+# on processed_at; rows are appended in time order, which is what BRIN is for.
+_PLUMBING_V2 = ('CREATE INDEX ix_inbox_processed_at ON "{s}".inbox USING brin (processed_at)',)
+
+
+def upgrade_plumbing_v2(connection: Connection, schema: str) -> None:
+    """Called from a second plumbing migration in every service."""
+    for ddl in _PLUMBING_V2:
+        connection.execute(text(ddl.format(s=schema)))

@@ -45,6 +45,7 @@ class Plumbing:
             Column("outcome", String(16), nullable=False, server_default="applied"),
             Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
             PrimaryKeyConstraint("workspace_id", "event_id"),
+            Index("ix_inbox_processed_at", "processed_at", postgresql_using="brin"),
         )
         self.outbox = Table(
             "outbox",

@@ -41,6 +41,15 @@ _WAITING = text("SELECT EXISTS (SELECT 1 FROM outbox WHERE (txid, id) > (CAST(:t
 _POSITION = text("SELECT txid, last_id, epoch FROM relay_state WHERE relay = :r")
 _ENSURE_STATE = text("INSERT INTO relay_state (relay) VALUES (:r) ON CONFLICT (relay) DO NOTHING")
 _MOVE = text("UPDATE relay_state SET txid = CAST(:txid AS xid8), last_id = :id, updated_at = now() WHERE relay = :r")
+_PRUNE_SLICE = 10_000
+# The relay does the inbox's housekeeping too: one relay per service is leader, so one deletes.
+_PRUNE_INBOX = text(
+    f"""
+    DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM inbox WHERE processed_at < now() - make_interval(secs => :r) LIMIT {_PRUNE_SLICE}))
+    """  # noqa: S608 - a constant
+)
+
 _BACKLOG = text(
     """
     SELECT count(*) FROM outbox o, relay_state r
@@ -69,6 +78,7 @@ class OutboxRelay:
         self._admin = admin
         self._settings = settings
         self._retention_s = settings.cartera_outbox_retention_s if retention_s is None else retention_s
+        self._inbox_retention_s = settings.cartera_inbox_retention_s
         self._on_new_epoch = on_new_epoch
         self._wake = asyncio.Event()
         self._stopping = False
@@ -203,6 +213,11 @@ class OutboxRelay:
             )
             depth = await conn.scalar(_BACKLOG, {"r": self.service})
         OUTBOX_DEPTH.labels(self.service).set(depth or 0)
+        while True:  # in slices, so no transaction holds the inbox for long
+            async with self._engine.begin() as conn:
+                pruned = (await conn.execute(_PRUNE_INBOX, {"r": self._inbox_retention_s})).rowcount
+            if pruned < _PRUNE_SLICE:
+                return
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -59,3 +59,6 @@ class ServiceSettings(DatabaseSettings, KafkaSettings):
     cartera_consumer_batch: int = Field(default=2000, ge=1)
     cartera_relay_batch: int = Field(default=2000, ge=1)
     cartera_outbox_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # How long a consumer remembers an event id. Longer than ingest's intake retention (30 days),
+    # so a replay of the intake log is still recognised event by event.
+    cartera_inbox_retention_s: int = Field(default=35 * 24 * 3600, ge=0)
