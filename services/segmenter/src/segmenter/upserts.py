@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cartera_common.db import json_rows
+from cartera_common.orders import upsert_orders
 from segmenter.domain.fold import PROFILE_FIELDS, BatchChanges
 
 # New customers get a row; existing ones get their first/last seen and costs in reevaluate()'s one write.
@@ -20,28 +21,6 @@ _TOUCH = text(
     SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
         AS t(workspace_id text, customer_id text, first_seen_at timestamptz, last_event_at timestamptz)
     ON CONFLICT (workspace_id, customer_id) DO NOTHING
-    """
-)
-
-_ORDERS = text(
-    """
-    INSERT INTO customer_order AS o (workspace_id, customer_id, order_id, amount, currency, margin, coupon_code,
-                                     occurred_at, refunded, completed, cancelled, categories)
-    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-        AS t(workspace_id text, customer_id text, order_id text, amount numeric, currency text, margin numeric,
-             coupon_code text, occurred_at timestamptz, refunded numeric, completed boolean, cancelled boolean,
-             categories text[])
-    ON CONFLICT (workspace_id, customer_id, order_id) DO UPDATE
-    SET amount = CASE WHEN EXCLUDED.completed AND (o.occurred_at IS NULL OR EXCLUDED.occurred_at >= o.occurred_at)
-                      THEN EXCLUDED.amount ELSE o.amount END,
-        currency = COALESCE(o.currency, EXCLUDED.currency),
-        margin = COALESCE(EXCLUDED.margin, o.margin),
-        coupon_code = COALESCE(o.coupon_code, EXCLUDED.coupon_code),
-        categories = COALESCE(EXCLUDED.categories, o.categories),
-        occurred_at = COALESCE(o.occurred_at, EXCLUDED.occurred_at),
-        refunded = o.refunded + EXCLUDED.refunded,
-        completed = o.completed OR EXCLUDED.completed,
-        cancelled = o.cancelled OR EXCLUDED.cancelled
     """
 )
 
@@ -150,8 +129,7 @@ def _keys(keys: Sequence[tuple[str, ...]]) -> dict[str, Any]:
 async def write_batch(conn: AsyncConnection, changes: BatchChanges) -> None:
     """Keys are sorted in every statement: a stable lock order keeps two consumers from deadlocking."""
     await _touch(conn, changes)
-    if changes.orders:
-        await _orders(conn, changes)
+    await upsert_orders(conn, changes.orders)  # the customers' totals are recounted by reevaluate()
     if changes.profiles:
         await _profiles(conn, changes)
     if changes.contacts:
@@ -192,17 +170,6 @@ async def _touch(conn: AsyncConnection, changes: BatchChanges) -> None:
         for v in (changes.seen[k],)
     )
     await conn.execute(_TOUCH, {"rows": json_rows(rows)})
-
-
-async def _orders(conn: AsyncConnection, changes: BatchChanges) -> None:
-    rows = (
-        {"workspace_id": k[0], "customer_id": k[1], "order_id": k[2], "amount": r.amount, "currency": r.currency,
-         "margin": r.margin, "coupon_code": r.coupon_code, "occurred_at": r.occurred_at, "refunded": r.refunded,
-         "completed": r.completed, "cancelled": r.cancelled, "categories": r.categories or None}
-        for k in sorted(changes.orders)
-        for r in (changes.orders[k],)
-    )  # fmt: skip
-    await conn.execute(_ORDERS, {"rows": json_rows(rows)})  # the customers' totals are recounted by reevaluate()
 
 
 async def _profiles(conn: AsyncConnection, changes: BatchChanges) -> None:

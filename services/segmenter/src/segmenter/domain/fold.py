@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from cartera_common.events import Envelope
+from cartera_common.orders import ORDER_TYPES, OrderChange, apply_order_event
 from segmenter.domain import reasons
 
 CustomerKey = tuple[str, str]
@@ -30,19 +31,6 @@ RESPONSES = ("opened", "clicked", "replied")
 _NOT_IN_TIMELINE = frozenset({"traits", "items", "notes", "description"})
 
 PROFILE_FIELDS = ("name", "email", "phone", "locale", "time_zone", "industry", "company_size", "region", "country")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderChange:
-    amount: Decimal | None = None
-    currency: str | None = None
-    margin: Decimal | None = None
-    coupon_code: str | None = None
-    occurred_at: datetime | None = None
-    refunded: Decimal = Decimal(0)
-    completed: bool = False
-    cancelled: bool = False
-    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +95,7 @@ def fold(events: Iterable[Envelope]) -> BatchChanges:
             if seen
             else Seen(e.occurred_at, e.occurred_at)
         )
-        if e.type in ("order_completed", "order_refunded", "order_cancelled"):
+        if e.type in ORDER_TYPES:
             okey = (e.workspace_id, e.customer_id, str(e.payload["order_id"]))
             out.orders[okey] = apply_order_event(out.orders.get(okey, OrderChange()), e)
         elif e.type == "profile_updated":
@@ -205,26 +193,6 @@ def _later(a: datetime | None, b: datetime) -> datetime:
 
 def timeline_summary(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in _NOT_IN_TIMELINE and v is not None}
-
-
-def apply_order_event(current: OrderChange, e: Envelope) -> OrderChange:
-    p = e.payload
-    if e.type == "order_completed":
-        if current.completed and current.occurred_at is not None and current.occurred_at > e.occurred_at:
-            return current  # a newer version of the order is already in this batch
-        return replace(
-            current,
-            amount=_dec(p.get("amount")),
-            currency=p.get("currency"),
-            margin=_dec(p.get("margin")),
-            coupon_code=p.get("coupon_code"),
-            occurred_at=e.occurred_at,
-            completed=True,
-            categories=tuple(sorted({str(i["category"]) for i in p.get("items") or () if i.get("category")})),
-        )
-    if e.type == "order_refunded":
-        return replace(current, refunded=current.refunded + (_dec(p.get("amount")) or Decimal(0)))
-    return replace(current, cancelled=True)
 
 
 def merge_profile(current: ProfileChange | None, e: Envelope) -> ProfileChange:
