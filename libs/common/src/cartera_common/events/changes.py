@@ -23,6 +23,7 @@ SCORES_UPDATED = "scores_updated"
 MESSAGE_SENT = "message_sent"
 CUSTOMER_RESPONDED = "customer_responded"
 WINBACK_ENDED = "winback_ended"
+WINBACK_ENROLLED = "winback_enrolled"
 
 
 class _Open(BaseModel):
@@ -84,6 +85,13 @@ class CustomerResponded(_Open):
 
     campaign_id: str | None = None
     kind: str | None = None
+
+
+class WinbackEnrolled(_Open):
+    """Published on `campaign-outcomes` when a customer enters a win-back sequence (control members too)."""
+
+    campaign_id: str | None = None
+    control: bool = False
 
 
 class WinbackEnded(_Open):
