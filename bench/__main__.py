@@ -16,6 +16,7 @@ from bench.lifecycle import run_lifecycle
 from bench.portfolio import run_portfolio
 from bench.report import Figure, table
 from bench.run import run
+from bench.scoring import run_scoring
 from cartera.stack import Servers, Stack
 
 
@@ -30,12 +31,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-batch", type=int, default=10, help="events per POST in the latency run")
     p.add_argument("--poll-ms", type=float, default=5, help="how often the latency poller asks PostgreSQL")
     p.add_argument("--ingest-workers", type=int, default=1, help="ingest HTTP worker processes (INGEST_WORKERS)")
-    p.add_argument("--only", choices=["pipeline", "portfolio", "lifecycle"], help="run one part (default: all of them)")
+    p.add_argument(
+        "--only", choices=["pipeline", "portfolio", "lifecycle", "scoring"], help="run one part (default: all of them)"
+    )
     p.add_argument("--portfolio-customers", type=int, default=1_000_000, help="customers in the portfolio run")
     p.add_argument("--portfolio-orders", type=int, default=10_000_000, help="orders in the portfolio run")
     p.add_argument("--lifecycle-customers", type=int, default=1_000_000, help="customers in the sweep and read run")
     p.add_argument("--read-rate", type=float, default=300, help="GET /customers/{id} per second in the read run")
     p.add_argument("--read-seconds", type=float, default=10, help="length of the read run")
+    p.add_argument("--scoring-customers", type=int, default=1_000_000, help="customers fitted and scored")
     p.add_argument("--quick", action="store_true", help="a smoke run: 5,000 events, 3 s of latency")
     p.add_argument("--workdir", type=Path, help="where data and service logs go (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -43,6 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.events, args.customers, args.latency_seconds = 5_000, 2_000, 3.0
         args.portfolio_customers, args.portfolio_orders = 20_000, 200_000
         args.lifecycle_customers, args.read_seconds = 20_000, 3.0
+        args.scoring_customers = 20_000
     return args
 
 
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_lifecycle(stack, customers=args.lifecycle_customers, seconds=args.read_seconds, rate=args.read_rate)
             )
             stack.stop()
+        if args.only in (None, "scoring"):
+            figures += run_scoring(args.scoring_customers)  # pure maths: no servers needed
         print()
         print(table(figures))
         ok = True

@@ -1,0 +1,1 @@
+"""Customer-value maths: BG/NBD, Gamma-Gamma and discounted CLV over numpy arrays, without I/O."""
