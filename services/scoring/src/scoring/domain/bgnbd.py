@@ -193,7 +193,8 @@ def expected_purchases_if_alive(params: BgNbdParams, t: ArrayLike, x: ArrayLike,
             out = np.where(broken, (a + b + xs - 1) / (a - 1) * (1.0 - plain), out)
     for i in np.flatnonzero(~np.isfinite(out)):  # only the rare entries scipy gave up on both ways
         out[i] = _integrated(params, float(ts[i]), float(xs[i]), float(Ts[i]))
-    return out.reshape(shaped[0].shape)
+    # 1 - scaled cancels to a few ulps below zero for tiny horizons; the quantity cannot be negative.
+    return np.maximum(out, 0.0).reshape(shaped[0].shape)
 
 
 def _integrated(params: BgNbdParams, t: float, x: float, T: float) -> float:
