@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from cartera.stack import Servers, Stack
+
+# Property tests explore the same examples on every run by default, so a red CI run means a change
+# broke something, not that a new corner was drawn; `HYPOTHESIS_PROFILE=explore make test` draws new
+# ones (and hypothesis prints the failing example to pin).
+settings.register_profile("repeatable", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")
