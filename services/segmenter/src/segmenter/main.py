@@ -36,7 +36,12 @@ def build_app(settings: SegmenterSettings | None = None, clock: Clock | None = N
     )
     runtime.background = [
         Sweeper(runtime.engine, clock, settings.segmenter_sweep_interval_s, settings.segmenter_sweep_chunk),
-        PortfolioScheduler(runtime.engine, clock, settings.segmenter_portfolio_interval_s),
+        PortfolioScheduler(
+            runtime.engine,
+            clock,
+            settings.segmenter_portfolio_interval_s,
+            settings.segmenter_portfolio_first_after_s,
+        ),
     ]
     app = runtime.app(
         title="Cartera segmenter",

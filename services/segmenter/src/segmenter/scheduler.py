@@ -29,11 +29,11 @@ async def classify(engine: AsyncEngine, workspace_id: str, *, now: datetime) -> 
 class PortfolioScheduler(Periodic):
     """First run shortly after start, then every `interval_s`; one workspace at a time."""
 
-    first_after_s = 10.0
-
-    def __init__(self, engine: AsyncEngine, clock: Clock, interval_s: float = 900.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, interval_s: float = 900.0, first_after_s: float = 10.0
+    ) -> None:
         super().__init__()
-        self.engine, self.clock, self.interval_s = engine, clock, interval_s
+        self.engine, self.clock, self.interval_s, self.first_after_s = engine, clock, interval_s, first_after_s
 
     async def tick(self) -> None:
         async with self.engine.connect() as conn:

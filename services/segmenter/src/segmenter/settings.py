@@ -16,3 +16,6 @@ class SegmenterSettings(ServiceSettings):
     segmenter_portfolio_interval_s: float = Field(
         default=900, gt=0, description="How often every workspace's tiers, RFM and Pareto are recomputed."
     )
+    segmenter_portfolio_first_after_s: float = Field(
+        default=10, ge=0, description="How long after start the first portfolio recompute runs."
+    )
