@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 import orjson
@@ -57,13 +57,3 @@ def _decimal(value: object) -> str:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def text_array_literal(values: Sequence[str]) -> str:
-    """A `text[]` literal: a per-row array cannot ride inside an `unnest` of arrays, so it travels as text.
-
-    The empty string stands for NULL (cast with `CAST(NULLIF(x, '') AS text[])`).
-    """
-    if not values:
-        return ""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"

@@ -13,13 +13,38 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Boolean, Column, DateTime, MetaData, Numeric, PrimaryKeyConstraint, String, Table, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cartera_common.db import json_rows
 from cartera_common.events import Envelope
 
 ORDER_TYPES = ("order_completed", "order_refunded", "order_cancelled")
+MONEY = Numeric(18, 4)
+
+
+def order_table(metadata: MetaData) -> Table:
+    """`customer_order` in a service's schema: the shape `upsert_orders` writes."""
+    return Table(
+        "customer_order",
+        metadata,
+        Column("workspace_id", String(64), nullable=False),
+        Column("customer_id", String(256), nullable=False),
+        Column("order_id", String(256), nullable=False),
+        Column("amount", MONEY),
+        Column("currency", String(3)),
+        Column("margin", MONEY),
+        Column("coupon_code", Text),
+        Column("categories", ARRAY(Text)),
+        Column("occurred_at", DateTime(timezone=True)),
+        Column("refunded", MONEY, nullable=False, server_default="0"),
+        Column("completed", Boolean, nullable=False, server_default="false"),
+        Column("cancelled", Boolean, nullable=False, server_default="false"),
+        PrimaryKeyConstraint("workspace_id", "customer_id", "order_id"),
+    )
+
+
 OrderKey = tuple[str, str, str]  # workspace, customer, order
 
 
@@ -53,20 +78,21 @@ def apply_order_event(current: OrderChange, e: Envelope) -> OrderChange:
             return current  # a newer version of the order is already in this batch
         return replace(
             current,
-            amount=_dec(p.get("amount")),
+            amount=to_decimal(p.get("amount")),
             currency=p.get("currency"),
-            margin=_dec(p.get("margin")),
+            margin=to_decimal(p.get("margin")),
             coupon_code=p.get("coupon_code"),
             occurred_at=e.occurred_at,
             completed=True,
             categories=tuple(sorted({str(i["category"]) for i in p.get("items") or () if i.get("category")})),
         )
     if e.type == "order_refunded":
-        return replace(current, refunded=current.refunded + (_dec(p.get("amount")) or Decimal(0)))
+        return replace(current, refunded=current.refunded + (to_decimal(p.get("amount")) or Decimal(0)))
     return replace(current, cancelled=True)
 
 
-def _dec(value: Any) -> Decimal | None:
+def to_decimal(value: Any) -> Decimal | None:
+    """Event amounts arrive as JSON numbers or strings; str() keeps a float's printed digits."""
     return None if value is None else Decimal(str(value))
 
 

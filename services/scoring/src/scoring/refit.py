@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,14 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera_common.db import json_rows
-from cartera_common.events import Envelope
 from cartera_common.events.changes import SCORES_UPDATED
+from cartera_common.events.envelope import derived_envelope
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.topics import SCORES
 from scoring.domain import bgnbd, gamma_gamma
 from scoring.domain.clv import predicted_clv
 
-_NAMESPACE = uuid.UUID("5e0b7d6a-91c3-4f7e-a2b8-6d41c0f3e2a7")
 HORIZONS = (30, 90, 365)
 _CHUNK = 20_000
 
@@ -202,15 +200,8 @@ def _message(row: dict[str, Any], now: datetime) -> OutMessage:
     ws, cid = row["workspace_id"], row["customer_id"]
     payload = {k: row[k] for k in ("p_alive", "expected_30", "expected_90", "expected_365", "expected_order_value",
                                   "clv", "fallback", "fit_id")}  # fmt: skip
-    envelope = Envelope.model_construct(
-        event_id=str(uuid.uuid5(_NAMESPACE, f"{ws}:{cid}:{row['fit_id']}")),
-        type=SCORES_UPDATED,
-        schema_version=1,
-        workspace_id=ws,
-        customer_id=cid,
-        occurred_at=now,
-        received_at=now,
-        source="scoring",
-        payload=payload,
-    )
+    envelope = derived_envelope(
+        SCORES_UPDATED, workspace_id=ws, customer_id=cid, payload=payload, at=now, source="scoring",
+        identity=f"fit:{row['fit_id']}",
+    )  # fmt: skip
     return OutMessage.of(SCORES, envelope)

@@ -7,7 +7,6 @@ portfolio run and profile updates alike.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,14 +16,12 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cartera_common.events import Envelope
 from cartera_common.events.changes import CUSTOMER_CHANGED
+from cartera_common.events.envelope import derived_envelope
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.topics import CUSTOMER_CHANGES
 
 CustomerKey = tuple[str, str]
-
-_NAMESPACE = uuid.UUID("0b6c1f7e-52a4-4d7e-8f0e-1c1e3f8a2b90")
 
 # change kind -> the snapshot fields it watches
 TRACKED: dict[str, tuple[str, ...]] = {
@@ -140,16 +137,14 @@ def change_for(row: Mapping[Any, Any], *, now: datetime) -> Change | None:
         "policy_version": row["policy_version"],
         "customer": snap,
     }
-    envelope = Envelope.model_construct(
-        event_id=str(uuid.uuid5(_NAMESPACE, f"{ws}:{cs}:{seq}")),
-        type=CUSTOMER_CHANGED,
-        schema_version=1,
+    envelope = derived_envelope(
+        CUSTOMER_CHANGED,
         workspace_id=ws,
         customer_id=cs,
-        occurred_at=now,
-        received_at=now,
-        source="segmenter",
         payload=payload,
+        at=now,
+        source="segmenter",
+        identity=str(seq),
     )
     return Change(OutMessage.of(CUSTOMER_CHANGES, envelope), orjson.dumps(current).decode(), seq)
 

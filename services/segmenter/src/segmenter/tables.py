@@ -13,7 +13,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
@@ -25,13 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from cartera_common.db import service_metadata
+from cartera_common.orders import MONEY, order_table
 from cartera_common.plumbing_tables import Plumbing
 
 SCHEMA = "segmenter"
 metadata = service_metadata(SCHEMA)
 plumbing = Plumbing(metadata)
 
-MONEY = Numeric(18, 4)
 TS = DateTime(timezone=True)
 WS = String(64)
 CUST = String(256)
@@ -104,32 +103,7 @@ customer = Table(
 )
 
 
-customer_order = Table(
-    "customer_order",
-    metadata,
-    Column("workspace_id", WS, nullable=False),
-    Column("customer_id", CUST, nullable=False),
-    Column("order_id", String(256), nullable=False),
-    Column("amount", MONEY),
-    Column("currency", String(3)),
-    Column("margin", MONEY),
-    Column("coupon_code", Text),
-    Column("categories", ARRAY(Text)),
-    Column("occurred_at", TS),
-    Column("refunded", MONEY, nullable=False, server_default="0"),
-    Column("completed", Boolean, nullable=False, server_default="false"),
-    Column("cancelled", Boolean, nullable=False, server_default="false"),
-    PrimaryKeyConstraint("workspace_id", "customer_id", "order_id"),
-    # What the portfolio run reads: completed orders by customer and time, amounts included (portfolio.py).
-    Index(
-        "ix_customer_order_revenue",
-        "workspace_id",
-        "customer_id",
-        "occurred_at",
-        postgresql_include=["amount", "refunded"],
-        postgresql_where=text("completed AND NOT cancelled"),
-    ),
-)
+customer_order = order_table(metadata)
 
 
 status_change = Table(

@@ -56,6 +56,36 @@ class Envelope(BaseModel):
         return cls.model_validate_json(raw)
 
 
+# Messages a service derives from its own state get ids named by what they say, in one namespace.
+_DERIVED_NAMESPACE = uuid.UUID("0b6c1f7e-52a4-4d7e-8f0e-1c1e3f8a2b90")
+
+
+def derived_envelope(
+    event_type: str,
+    *,
+    workspace_id: str,
+    customer_id: str,
+    payload: dict[str, Any],
+    at: datetime,
+    source: str,
+    identity: str,
+) -> Envelope:
+    """A message a service publishes about a customer (a change, a score), with a deterministic id:
+    `identity` names this message among all the source's messages, so a retried transaction
+    stages the same id and the outbox keeps it once."""
+    return Envelope.model_construct(
+        event_id=str(uuid.uuid5(_DERIVED_NAMESPACE, f"{source}:{workspace_id}:{customer_id}:{identity}")),
+        type=event_type,
+        schema_version=SCHEMA_VERSION,
+        workspace_id=workspace_id,
+        customer_id=customer_id,
+        occurred_at=at,
+        received_at=at,
+        source=source,
+        payload=payload,
+    )
+
+
 def message_key(workspace_id: str, customer_id: str) -> str:
     """Every topic is keyed this way, so one customer's messages stay in order on one partition."""
     return f"{workspace_id}:{customer_id}"

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from cartera_common.events import Envelope
-from cartera_common.orders import ORDER_TYPES, OrderChange, apply_order_event
+from cartera_common.orders import ORDER_TYPES, OrderChange, apply_order_event, to_decimal
 from segmenter.domain import reasons
 
 CustomerKey = tuple[str, str]
@@ -134,7 +134,7 @@ def _fold_other(out: BatchChanges, key: CustomerKey, e: Envelope) -> None:
             out.opportunities[okey] = OpportunityChange(e.occurred_at, OPPORTUNITY_STATES[e.type], dict(p))
     elif e.type == "cost_recorded":
         seen = out.seen[key]
-        out.seen[key] = replace(seen, cost=seen.cost + (_dec(p.get("amount")) or Decimal(0)))
+        out.seen[key] = replace(seen, cost=seen.cost + (to_decimal(p.get("amount")) or Decimal(0)))
     elif e.type in ("consent_changed", "unsubscribed"):
         granted = bool(p.get("granted", False))
         channels = out.consent.setdefault(key, {})
@@ -204,7 +204,3 @@ def merge_profile(current: ProfileChange | None, e: Envelope) -> ProfileChange:
     if e.occurred_at >= current.at:
         return ProfileChange(e.occurred_at, {**current.fields, **fields}, {**current.traits, **traits})
     return ProfileChange(current.at, {**fields, **current.fields}, {**traits, **current.traits})
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
