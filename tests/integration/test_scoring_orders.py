@@ -14,14 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cartera.stack import Servers
+from cartera_common.clock import SettableClock
 from cartera_common.consumer import claim
 from cartera_common.db import create_engine
 from cartera_common.events import Envelope
 from cartera_common.settings import DatabaseSettings
-from scoring.handlers import apply_events
+from scoring.handlers import Handlers
 from scoring.tables import customer_order
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+HANDLERS = Handlers(SettableClock(T0 + timedelta(days=1)))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def event(ws: str, kind: str, minutes: int, **payload: Any) -> Envelope:
 async def consume(engine: AsyncEngine, events: list[Envelope]) -> None:
     async with engine.begin() as conn:
         fresh = await claim(conn, "events", events, outcome="applied")
-        await apply_events(conn, fresh)
+        await HANDLERS.apply_events(conn, fresh)
 
 
 async def orders(engine: AsyncEngine, ws: str) -> dict[str, tuple[Decimal, Decimal, bool]]:

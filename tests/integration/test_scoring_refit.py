@@ -15,16 +15,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cartera.stack import Servers
+from cartera_common.clock import SettableClock
 from cartera_common.consumer import claim
 from cartera_common.db import create_engine
 from cartera_common.events import Envelope
 from cartera_common.settings import DatabaseSettings
-from scoring.handlers import apply_events
+from scoring.handlers import Handlers
 from scoring.refit import refit
 from scoring.tables import model_fit, plumbing, score
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+HANDLERS = Handlers(SettableClock(NOW))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def buyers(ws: str, n: int, seed: int) -> list[Envelope]:
 
 async def consume(engine: AsyncEngine, events: list[Envelope]) -> None:
     async with engine.begin() as conn:
-        await apply_events(conn, await claim(conn, "events", events, outcome="applied"))
+        await HANDLERS.apply_events(conn, await claim(conn, "events", events, outcome="applied"))
 
 
 async def rows(engine: AsyncEngine, query: Any) -> list[dict[str, Any]]:

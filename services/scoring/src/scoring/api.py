@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,25 +12,74 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
 
 from cartera_common.access import Principal, require
+from scoring.domain.rules import Channel, Intensity, Quadrant
 from scoring.refit import refit
 from scoring.tables import model_fit, score
 
 router = APIRouter()
 
 
+class Winback(BaseModel):
+    """Do we want this lapsed customer back? The decision and the numbers behind it."""
+
+    worth: bool
+    intensity: Intensity = Field(description="full: a sequence with a call; light: email only; none: no win-back.")
+    expected_return: float | None = Field(description="P(reactivation) x predicted value.")
+    cost: float | None = Field(description="Channel cost of the sequence plus the expected cost of the offer.")
+    p_reactivation: float | None = Field(
+        description="The workspace's comeback rate, smoothed towards this customer's P(alive)."
+    )
+    predicted_value: float | None = Field(description="12-month discounted value if won back, at the margin rate.")
+
+
+class Lead(BaseModel):
+    """For a customer who has not bought yet: the lead score, its parts and the contact channel."""
+
+    score: float = Field(description="fit + engagement + look-alike points, 0-100 with the default rules.")
+    fit: float
+    engagement: float
+    lookalike: float = Field(description="Similarity (0-1) to the workspace's top customers.")
+    channel: Channel
+
+
 class Score(BaseModel):
     customer_id: str
-    p_alive: float = Field(description="Probability the customer is still a customer (BG/NBD).")
-    expected_30: float = Field(description="Expected purchase days in the next 30 days.")
-    expected_90: float
-    expected_365: float
+    p_alive: float | None = Field(description="Probability the customer is still a customer (BG/NBD).")
+    expected_30: float | None = Field(description="Expected purchase days in the next 30 days.")
+    expected_90: float | None
+    expected_365: float | None
     expected_order_value: float | None = Field(description="Gamma-Gamma expected spend per purchase.")
     clv: float | None = Field(description="Discounted predicted value of the next 12 months.")
-    fallback: bool = Field(
+    fallback: bool | None = Field(
         description="True when the customer has no repeat purchase yet: spend and value are the population's."
     )
-    fit_id: int
+    fit_id: int | None
+    value_now: float | None = Field(
+        description="Trailing 12 months: margin (revenue where no order carries one) minus cost to serve."
+    )
+    quadrant: Quadrant | None = Field(description="retain, develop, maintain or abandon; null before a fit.")
+    quadrant_reason: str | None
+    winback: Winback | None = Field(description="Only for lapsed and lost customers.")
+    lead: Lead | None = Field(description="Only for customers who have not bought yet.")
     scored_at: datetime
+
+
+def _score_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in Score.model_fields if k in row}
+    out["winback"] = None
+    if row["winback_worth"] is not None:
+        out["winback"] = {
+            "worth": row["winback_worth"], "intensity": row["winback_intensity"],
+            "expected_return": row["expected_return"], "cost": row["winback_cost"],
+            "p_reactivation": row["p_reactivation"], "predicted_value": row["predicted_value"],
+        }  # fmt: skip
+    out["lead"] = None
+    if row["lead_score"] is not None:
+        out["lead"] = {
+            "score": row["lead_score"], "fit": row["lead_fit"], "engagement": row["lead_engagement"],
+            "lookalike": row["lookalike"], "channel": row["channel"],
+        }  # fmt: skip
+    return out
 
 
 class Fit(BaseModel):
@@ -62,14 +112,19 @@ class RefitOut(BaseModel):
     holdout: dict[str, float] | None
 
 
-@router.get("/scores/{customer_id}", response_model=Score, tags=["scores"], summary="One customer's value scores")
+@router.get(
+    "/scores/{customer_id}",
+    response_model=Score,
+    tags=["scores"],
+    summary="One customer's scores: value, quadrant, win-back, lead",
+)
 async def get_score(customer_id: str, request: Request, principal: Principal = Depends(require("read"))) -> Any:
     query = select(score).where(score.c.workspace_id == principal.workspace_id, score.c.customer_id == customer_id)
     async with request.app.state.runtime.engine.connect() as conn:
         row = (await conn.execute(query)).mappings().first()
     if row is None:
-        raise HTTPException(404, f"no scores for customer {customer_id!r} in this workspace (no order, or no fit yet)")
-    return dict(row)
+        raise HTTPException(404, f"no scores for customer {customer_id!r} in this workspace (nothing known of it yet)")
+    return _score_out(row)
 
 
 @router.get("/models", response_model=list[Fit], tags=["models"], summary="Current and past fits, newest first")

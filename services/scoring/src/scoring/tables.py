@@ -1,4 +1,5 @@
-"""The scoring schema: the orders the value models are fitted on, plus the shared plumbing."""
+"""The scoring schema: the orders the value models are fitted on, the fits, the scores, what scoring
+knows of each customer beyond its orders, the workspace's rules, plus the shared plumbing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Identity,
@@ -15,11 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cartera_common.db import service_metadata
-from cartera_common.orders import order_table
+from cartera_common.orders import MONEY, order_table
 from cartera_common.plumbing_tables import Plumbing
 
 SCHEMA = "scoring"
@@ -49,20 +52,105 @@ model_fit = Table(
     Index("ix_model_fit_workspace", "workspace_id", "id"),
 )
 
+# One row per customer scoring knows: buyers (the models' figures, quadrant, win-back when lapsed)
+# and leads (lead score and channel). A column that does not apply is null, never 0.
 score = Table(
     "score",
     metadata,
     Column("workspace_id", String(64), nullable=False),
     Column("customer_id", String(256), nullable=False),
-    Column("p_alive", Float, nullable=False),
-    Column("expected_30", Float, nullable=False),
-    Column("expected_90", Float, nullable=False),
-    Column("expected_365", Float, nullable=False),
+    Column("p_alive", Float),
+    Column("expected_30", Float),
+    Column("expected_90", Float),
+    Column("expected_365", Float),
     Column("expected_order_value", Float),
     Column("clv", Float),
     # Too little history (no repeat purchase yet): spend and value come from the population.
-    Column("fallback", Boolean, nullable=False),
-    Column("fit_id", BigInteger, nullable=False),
+    Column("fallback", Boolean),
+    Column("fit_id", BigInteger),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("value_now", Float),  # trailing 12 months' margin (or revenue) minus cost to serve
+    Column("quadrant", Text),
+    Column("quadrant_reason", Text),
+    Column("winback_worth", Boolean),
+    Column("winback_intensity", Text),
+    Column("p_reactivation", Float),
+    Column("predicted_value", Float),
+    Column("expected_return", Float),
+    Column("winback_cost", Float),
+    Column("lead_score", Float),
+    Column("lead_fit", Float),
+    Column("lead_engagement", Float),
+    Column("lookalike", Float),
+    Column("channel", Text),
+    Column("published", JSONB),  # what `scores_updated` last said, to publish only what changed
+    Column("publish_seq", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("workspace_id", "customer_id"),
+    Index(
+        "ix_score_lead",
+        "workspace_id",
+        text("lead_score DESC"),
+        text("customer_id DESC"),
+        postgresql_where=text("lead_score IS NOT NULL"),
+    ),
+)
+
+# Who the customer is: the segmenter's standing (from `customer-changes`) and the profile (from
+# `profile_updated`), for the lead score, look-alikes and the win-back decision.
+customer_profile = Table(
+    "customer_profile",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("customer_id", String(256), nullable=False),
+    Column("status", Text),
+    Column("tier", Text),
+    Column("pareto", Boolean, nullable=False, server_default="false"),
+    Column("segment", Text),
+    Column("industry", Text),
+    Column("company_size", Text),
+    Column("region", Text),
+    Column("country", Text),
+    Column("traits", JSONB, nullable=False, server_default="{}"),
+    Column("standing_at", DateTime(timezone=True)),  # the latest `customer_changed` applied
+    PrimaryKeyConstraint("workspace_id", "customer_id"),
+)
+
+# What the customer did (engagement) or cost to serve, per UTC day: decayed and summed when scoring.
+customer_activity = Table(
+    "customer_activity",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("customer_id", String(256), nullable=False),
+    Column("kind", Text, nullable=False),  # visit opened clicked lead demo trial quote | cost
+    Column("day", Date, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("amount", MONEY, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("workspace_id", "customer_id", "kind", "day"),
+)
+
+# Per workspace: thresholds and the top customers' profile from the last full rescoring, and the
+# comeback history counted from `customer-changes`.
+workspace_stats = Table(
+    "workspace_stats",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("computed_at", DateTime(timezone=True)),
+    Column("value_threshold", Float),
+    Column("potential_threshold", Float),
+    Column("repeat_rate", Float),
+    Column("top_profile", JSONB),
+    Column("lapsed", BigInteger, nullable=False, server_default="0"),
+    Column("returned", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("workspace_id"),
+)
+
+scoring_rules = Table(
+    "scoring_rules",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", Text),
+    PrimaryKeyConstraint("workspace_id"),
 )

@@ -68,9 +68,21 @@ class CustomerChanged(_Open):
 
 
 class ScoresUpdated(_Open):
-    """Published on `scores`; the segmenter reads `p_alive` for the probability suspension point."""
+    """Published on `scores`; the segmenter reads `p_alive` for the probability suspension point, the
+    campaigns `winback_worth` and `winback_intensity`. A field is null when it does not apply (no fit
+    yet, not lapsed, not a lead)."""
 
     p_alive: float | None = Field(default=None, ge=0, le=1)
+    clv: float | None = Field(default=None, description="Discounted predicted value of the next 12 months.")
+    quadrant: str | None = Field(default=None, description="retain, develop, maintain or abandon.")
+    winback_worth: bool | None = Field(default=None, description="For a lapsed or lost customer: worth a win-back.")
+    winback_intensity: Literal["full", "light", "none"] | None = Field(
+        default=None, description="full: a sequence with a call; light: email only; none: no win-back."
+    )
+    lead_score: float | None = Field(default=None, description="0-100, for customers who have not bought yet.")
+    channel: str | None = Field(
+        default=None, description="A lead's contact channel: visit, call, personal_email, email."
+    )
 
 
 class MessageSent(_Open):

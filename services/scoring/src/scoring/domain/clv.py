@@ -153,17 +153,35 @@ def discounted_value(
     period, from differences of the cumulative eq. (10), valued at the expected spend and
     discounted to today at the end of their period. P(alive) is a common factor, taken once.
     """
+    xs, ts, Ts = bgnbd.as_summary(x, t_x, T)
+    total = discounted_purchases_if_alive(
+        params, xs, Ts, periods=periods, period_length=period_length, discount_rate=discount_rate
+    )
+    out: Array = bgnbd.p_alive(params, xs, ts, Ts) * np.asarray(spend, dtype=np.float64) * total
+    return out
+
+
+def discounted_purchases_if_alive(
+    params: BgNbdParams,
+    x: ArrayLike,
+    T: ArrayLike,
+    *,
+    periods: int = 12,
+    period_length: float = 30.0,
+    discount_rate: float = 0.01,
+) -> Array:
+    """Σ_k (E[X(k L)] - E[X((k-1) L)]) / (1 + d)^k for a customer known to be alive: the CLV's purchases
+    before P(alive), which is also what a lapsed customer would buy if won back."""
     if periods < 1 or period_length <= 0 or discount_rate <= -1:
         raise ValueError("need periods >= 1, period_length > 0 and discount_rate > -1")
-    xs, ts, Ts = bgnbd.as_summary(x, t_x, T)
+    xs, Ts = np.asarray(x, dtype=np.float64), np.asarray(T, dtype=np.float64)
     total = np.zeros_like(xs)
     previous = np.zeros_like(xs)
     for k in range(1, periods + 1):  # a loop over periods, each step vectorised over customers
         cumulative = bgnbd.expected_purchases_if_alive(params, k * period_length, xs, Ts)
         total += (cumulative - previous) / (1.0 + discount_rate) ** k
         previous = cumulative
-    out: Array = bgnbd.p_alive(params, xs, ts, Ts) * np.asarray(spend, dtype=np.float64) * total
-    return out
+    return total
 
 
 def predicted_clv(
