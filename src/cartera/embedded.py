@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,41 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         wait_for_port(self.port, timeout_s=10, what="the embedded broker")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@dataclass
+class SmtpSink:
+    """The local SMTP server `make run` sends win-back email to when no real one is configured:
+    it keeps every message as a file under `directory`, which the campaigns API lists."""
+
+    port: int
+    directory: Path
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        if port_open(self.port):
+            raise RuntimeError(f"port {self.port} is already in use; set CARTERA_SMTP_SINK_PORT to another")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "campaigns.sink", "--dir", str(self.directory), "--port", str(self.port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout_s=10, what="the SMTP sink")
 
     def stop(self) -> None:
         if self.process is None:

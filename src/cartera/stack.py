@@ -112,7 +112,11 @@ class Stack:
         self.keys = {str(role): key for role, key in generated.items()}
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CARTERA_", "INGEST_", "SEGMENTER_"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CARTERA_", "INGEST_", "SEGMENTER_", "SCORING_", "CAMPAIGNS_"))
+        }
         env.update({"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap})
         return env
 

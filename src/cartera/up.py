@@ -17,7 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cartera.embedded import EmbeddedBroker, EmbeddedPostgres
+from cartera.commands.connection import clear_running_state, write_running_state
+from cartera.embedded import EmbeddedBroker, EmbeddedPostgres, SmtpSink
 from cartera.services import SERVICES, ServiceSpec
 from cartera.setup import prepare
 from cartera_common.access import Role
@@ -115,6 +116,7 @@ def up(home: Path) -> int:
     env = dict(os.environ)
     pg: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
+    sink: SmtpSink | None = None
     sup: Supervisor | None = None
     interrupted = False
 
@@ -137,9 +139,19 @@ def up(home: Path) -> int:
             print(f"starting embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}", flush=True)
             broker.start()
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        if not env.get("CAMPAIGNS_SMTP_HOST"):
+            sink = SmtpSink(int(env.get("CARTERA_SMTP_SINK_PORT", "2525")), home / "mail", home / "logs" / "mail.log")
+            print(f"starting the local SMTP sink on 127.0.0.1:{sink.port} (mail kept in {sink.directory})", flush=True)
+            sink.start()
+            env.update(
+                CAMPAIGNS_SMTP_HOST="127.0.0.1",
+                CAMPAIGNS_SMTP_PORT=str(sink.port),
+                CAMPAIGNS_MAIL_DIR=str(sink.directory),
+            )
         print("migrating schemas, creating topics, checking keys", flush=True)
         generated = prepare(env["DATABASE_URL"], env["KAFKA_BOOTSTRAP_SERVERS"])
         sup = Supervisor(home, env)
+        write_running_state(home, env)  # how the other `cartera` commands find these servers
         for spec in SERVICES:
             sup.start(spec)
         late = sup.wait_ready()
@@ -152,10 +164,13 @@ def up(home: Path) -> int:
         print("\nstopping: services drain first", flush=True)
         if sup is not None:
             sup.stop_all()
+        if sink is not None:
+            sink.stop()
         if broker is not None:
             broker.stop()
         if pg is not None:
             pg.stop()
+        clear_running_state(home)
         print("stopped", flush=True)
 
 
@@ -165,6 +180,12 @@ def _print_banner(sup: Supervisor, keys: dict[str, str], late: list[str], home: 
         port = sup.port(spec)
         state = "starting…" if spec.name in late else "ready"
         print(f"  {spec.name:<10} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs   ({state})")
+    if sup.env.get("CAMPAIGNS_MAIL_DIR"):
+        campaigns = next(s for s in SERVICES if s.name == "campaigns")
+        print(
+            f"\n  win-back email goes to the local SMTP sink: {sup.env['CAMPAIGNS_MAIL_DIR']}, "
+            f"listed at http://127.0.0.1:{sup.port(campaigns)}/mail"
+        )
     print()
     if keys:
         for role in ("admin", "write", "read"):

@@ -17,3 +17,5 @@ CONSUMER_LAG = Gauge("cartera_consumer_lag", "Messages behind the high watermark
 PUBLISHED = Counter("cartera_outbox_published_total", "Outbox rows published to Kafka.", ["service", "topic"])
 OUTBOX_DEPTH = Gauge("cartera_outbox_depth", "Outbox rows not yet published.", ["service"])
 REPLAYED = Counter("cartera_outbox_replayed_total", "Rows republished after the broker came back empty.", ["service"])
+MESSAGES = Counter("cartera_messages_total", "Win-back messages handed to a provider.", ["channel", "result"])
+SCHEDULER_BACKLOG = Gauge("cartera_scheduler_backlog", "Enrolments due and not yet stepped.", ["service"])
