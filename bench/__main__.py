@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from bench.campaigns import run_campaigns
 from bench.lifecycle import run_lifecycle
 from bench.portfolio import run_portfolio
 from bench.report import Figure, table
@@ -32,7 +33,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--poll-ms", type=float, default=5, help="how often the latency poller asks PostgreSQL")
     p.add_argument("--ingest-workers", type=int, default=1, help="ingest HTTP worker processes (INGEST_WORKERS)")
     p.add_argument(
-        "--only", choices=["pipeline", "portfolio", "lifecycle", "scoring"], help="run one part (default: all of them)"
+        "--only",
+        choices=["pipeline", "portfolio", "lifecycle", "scoring", "campaigns"],
+        help="run one part (default: all of them)",
     )
     p.add_argument("--portfolio-customers", type=int, default=1_000_000, help="customers in the portfolio run")
     p.add_argument("--portfolio-orders", type=int, default=10_000_000, help="orders in the portfolio run")
@@ -40,6 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--read-rate", type=float, default=300, help="GET /customers/{id} per second in the read run")
     p.add_argument("--read-seconds", type=float, default=10, help="length of the read run")
     p.add_argument("--scoring-customers", type=int, default=1_000_000, help="customers fitted and scored")
+    p.add_argument("--campaign-customers", type=int, default=100_000, help="lapsed customers enrolled and messaged")
     p.add_argument("--quick", action="store_true", help="a smoke run: 5,000 events, 3 s of latency")
     p.add_argument("--workdir", type=Path, help="where data and service logs go (default: a temp dir, removed)")
     args = p.parse_args(argv)
@@ -48,6 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.portfolio_customers, args.portfolio_orders = 20_000, 200_000
         args.lifecycle_customers, args.read_seconds = 20_000, 3.0
         args.scoring_customers = 20_000
+        args.campaign_customers = 5_000
     return args
 
 
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
         if args.only in (None, "scoring"):
             figures += run_scoring(args.scoring_customers)  # pure maths: no servers needed
+        if args.only in (None, "campaigns"):
+            figures += asyncio.run(run_campaigns(servers.migrated_database(), customers=args.campaign_customers))
         print()
         print(table(figures))
         ok = True
