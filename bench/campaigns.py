@@ -145,8 +145,7 @@ async def run_campaigns(database_url: str, *, customers: int) -> list[Figure]:
         async with httpx.AsyncClient() as client:
             dispatcher = Dispatcher(engine, senders_from(settings, client), links, batch=500)
             started = time.perf_counter()
-            while await dispatcher.dispatch_once():
-                pass
+            await dispatcher.drain()
             send_s = time.perf_counter() - started
             for sender in dispatcher.senders.values():
                 await sender.close()

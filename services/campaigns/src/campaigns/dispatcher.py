@@ -90,9 +90,10 @@ class Dispatcher:
         *,
         batch: int = 500,
         lease_s: float = 60.0,
+        in_flight: int = 2,
     ) -> None:
         self.engine, self.senders, self.links = engine, senders, links
-        self.batch, self.lease = batch, timedelta(seconds=lease_s)
+        self.batch, self.lease, self.in_flight = batch, timedelta(seconds=lease_s), in_flight
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._recovered_at = datetime.min.replace(tzinfo=UTC)
@@ -105,6 +106,12 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        await asyncio.gather(*(self._rounds() for _ in range(self.in_flight)))
+        for sender in self.senders.values():
+            await sender.close()
+
+    async def _rounds(self) -> None:
+        """One of `in_flight` loops: while one waits on the provider, another claims or settles."""
         while not self._stopping.is_set():
             try:
                 await self.recover_if_due()
@@ -113,17 +120,27 @@ class Dispatcher:
                 log.warning("dispatcher: %r", exc, exc_info=not is_transient(exc))
                 sent = 0
             if sent < self.batch and not self._stopping.is_set():
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
-        for sender in self.senders.values():
-            await sender.close()
+                self._wake.clear()
+
+    async def drain(self) -> int:
+        """Sends everything that is due now, `in_flight` rounds at a time; returns how many were claimed."""
+        total = 0
+
+        async def rounds() -> None:
+            nonlocal total
+            while n := await self.dispatch_once():
+                total += n
+
+        await asyncio.gather(*(rounds() for _ in range(self.in_flight)))
+        return total
 
     async def recover_if_due(self) -> None:
         wall = datetime.now(UTC)
-        if wall - self._recovered_at >= min(self.lease, timedelta(seconds=30)):
+        if wall - self._recovered_at >= min(self.lease, timedelta(seconds=30)):  # one round does it
             self._recovered_at = wall
             await self.recover(wall)
 

@@ -83,6 +83,7 @@ class SmtpSender:
         self._host = settings.campaigns_smtp_host
         name, address = parseaddr(settings.campaigns_mail_from)
         self._envelope_from = address
+        self._mail_from = b"FROM:<" + address.encode() + b">"
         self._from_header = formataddr((name, address), charset="utf-8")
         self._domain = address.rpartition("@")[2] or "cartera.local"
         self._local_hostname = socket.gethostname()  # not getfqdn(): that can wait on DNS
@@ -147,14 +148,23 @@ class SmtpSender:
             local_hostname=self._local_hostname,
         )
         await smtp.connect()
+        if smtp.last_ehlo_response is None and smtp.last_helo_response is None:
+            await smtp.ehlo()  # _transact sends MAIL itself, which does not greet first
         return smtp
 
     async def _transact(self, smtp: aiosmtplib.SMTP, recipient: str, data: bytes) -> Delivery:
         """MAIL and RCPT may be retried after any failure; once DATA's content is on the wire, only the
         server's own answer settles it. A lost answer leaves the message in doubt, never resent."""
         try:
-            await smtp.mail(self._envelope_from)
-            await smtp.rcpt(recipient)
+            # The addresses were checked against _ADDRESS already: the commands go out as they are,
+            # without aiosmtplib's per-call address parsing (a fifth of the sender's time).
+            for command, argument, accepted in (
+                (b"MAIL", self._mail_from, (250,)),
+                (b"RCPT", b"TO:<" + recipient.encode() + b">", (250, 251)),
+            ):
+                response = await smtp.execute_command(command, argument)
+                if response.code not in accepted:
+                    raise aiosmtplib.SMTPResponseException(response.code, response.message)
         except aiosmtplib.SMTPResponseException as e:
             return await self._refused(smtp, e)
         except (aiosmtplib.SMTPException, OSError) as e:  # disconnected or timed out before the content went
