@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -90,7 +91,7 @@ def no_quiet_hours(campaigns: ServiceProcess, admin: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def wait_for(predicate: Any, timeout_s: float = 30, what: str = "condition") -> Any:
+def wait_for(predicate: Any, timeout_s: float = 60, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = predicate()
@@ -110,14 +111,24 @@ def test_a_lapsed_customer_gets_the_first_message_and_an_order_stops_the_sequenc
     no_quiet_hours(campaigns, workspace["admin"])
     cid, email = unique("wb"), f"{unique('ana')}@example.com"
     long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
-    post(stack, workspace["write"], [
-        {"type": "profile_updated", "customer_id": cid, "name": "Ana García", "email": email},
-        {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 40},
-    ])  # fmt: skip
+    trace_id = uuid.uuid4().hex
+    r = httpx.post(
+        f"{stack.services['ingest'].url}/v1/events",
+        auth=(workspace["write"], ""),
+        headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},  # the caller's own trace
+        json=[
+            {"type": "profile_updated", "customer_id": cid, "name": "Ana García", "email": email},
+            {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 40},
+        ],
+    )  # fmt: skip
+    assert r.status_code == 202 and not r.json()["errors"], r.text
 
     [mail] = wait_for(lambda: mail_to(sink[0], email), what=f"mail to {email}")
     summary, body = read_mail(sink[0], mail.id) or (None, "")
     assert "Ana" in body and "/unsubscribe/" in body
+    # The caller's trace went through ingest, the segmenter and campaigns into the email itself.
+    headers = BytesHeaderParser(policy=policy.default).parsebytes((sink[0] / f"{mail.id}.eml").read_bytes())
+    assert str(headers["Traceparent"]).split("-")[1] == trace_id
 
     reader = {"Authorization": f"Bearer {workspace['read']}"}
     [e] = httpx.get(f"{campaigns.url}/enrolments", params={"customer_id": cid}, headers=reader).json()
@@ -266,11 +277,11 @@ def _control_count(stack: Stack, batch: str) -> int:
 
 
 def test_campaigns_and_templates_are_managed_over_the_api_with_clear_errors(
-    workspace: dict[str, str], campaigns: ServiceProcess
+    stack: Stack, workspace: dict[str, str], campaigns: ServiceProcess
 ) -> None:
     admin = {"Authorization": f"Bearer {workspace['admin']}"}
     reader = {"Authorization": f"Bearer {workspace['read']}"}
-    url = campaigns.url
+    url = stack.services["campaigns"].url  # the running one: another test may have restarted it
     listed = wait_for_status(lambda: httpx.get(f"{url}/campaigns", headers=reader), lambda s: s == 200).json()
     assert {c["campaign"]["id"] for c in listed} >= {"winback-standard", "winback-high-value", "nurture"}
     assert all(c["enabled"] and c["ready_made"] for c in listed)

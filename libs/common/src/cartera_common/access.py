@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera_common.events.envelope import Envelope
+from cartera_common.logs import bind
 
 Role = Literal["write", "read", "admin"]
 ROLES: tuple[Role, ...] = ("write", "read", "admin")
@@ -109,6 +110,7 @@ async def authorize(request: Request, key: str | None, role: Role) -> Principal:
         raise HTTPException(401, "unknown or revoked API key", headers=_CHALLENGE)
     if not principal.allows(role):
         raise HTTPException(403, f"this {principal.role} key cannot do this; a {role} key is required")
+    bind(workspace_id=principal.workspace_id)  # the rest of the request logs its workspace
     return principal
 
 

@@ -28,10 +28,12 @@ from cartera_common.epoch import current_epoch
 from cartera_common.errors import is_transient
 from cartera_common.events.envelope import Envelope
 from cartera_common.kafka import make_consumer
+from cartera_common.logs import log_context
 from cartera_common.metrics import CONSUMED, CONSUMER_LAG, DEAD_LETTERS, PROCESSING
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.settings import ServiceSettings
 from cartera_common.topics import dlq
+from cartera_common.tracing import TRACEPARENT, batch_span
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +186,22 @@ class ConsumerLoop:
                 return
 
     async def _apply(self, decoded: list[Decoded], bad: list[Undecodable]) -> int:
-        async with self._engine.begin() as conn:
-            fresh = await claim(conn, self.topic, [d.envelope for d in decoded], outcome="applied")
-            if bad:
-                await self._stage_dead_letters(conn, bad)
-            if fresh:
-                await self._handler(conn, fresh)
+        first = decoded[0] if decoded else None
+        context = log_context(
+            group=self.group,
+            topic=self.topic,
+            partition=first.record.partition if first else None,
+            offset=first.record.offset if first else None,
+            event_id=first.envelope.event_id if len(decoded) == 1 and first else None,
+            workspace_id=first.envelope.workspace_id if len(decoded) == 1 and first else None,
+        )
+        with context, batch_span(f"apply {self.topic}", traces_of(decoded)):
+            async with self._engine.begin() as conn:
+                fresh = await claim(conn, self.topic, [d.envelope for d in decoded], outcome="applied")
+                if bad:
+                    await self._stage_dead_letters(conn, bad)
+                if fresh:
+                    await self._handler(conn, fresh)
         return len(fresh)
 
     async def _dead_letter(self, decoded: list[Decoded], bad: list[Undecodable], *, reason: str) -> None:
@@ -212,6 +224,16 @@ class ConsumerLoop:
         await emit(conn, [dead_letter(self.topic, self.group, item) for item in items])
         DEAD_LETTERS.labels(self.topic).inc(len(items))
         CONSUMED.labels(self.group, self.topic, "dead_lettered").inc(len(items))
+
+
+def traces_of(decoded: Sequence[Decoded]) -> dict[tuple[str, str], str]:
+    """Each customer's trace in the batch (the latest event's), from the `traceparent` header."""
+    traces: dict[tuple[str, str], str] = {}
+    for d in decoded:
+        for key, value in d.record.headers or ():
+            if key == TRACEPARENT and value:
+                traces[(d.envelope.workspace_id, d.envelope.customer_id)] = value.decode("ascii", "replace")
+    return traces
 
 
 def decode(records: Sequence[ConsumerRecord[bytes, bytes]]) -> tuple[list[Decoded], list[Undecodable]]:

@@ -11,6 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cartera_common.logs import log_context
+from cartera_common.tracing import request_span, request_trace
+
 ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
 
 
@@ -33,7 +36,27 @@ class RefuseNul:
         await self.app(scope, receive, send)
 
 
+class Traced:
+    """Each API request runs in a span (continuing the caller's `traceparent`) and a log context, so
+    what it writes and logs carries its trace. Health, readiness and metrics are left out."""
+
+    QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.QUIET:
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"traceparent"), None)
+        with request_span(f"{scope['method']} {scope['path']}", incoming) as traceparent:
+            with log_context(method=scope["method"], path=scope["path"]), request_trace(traceparent):
+                await self.app(scope, receive, send)
+
+
 def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
+    app.add_middleware(Traced)
     app.add_middleware(RefuseNul)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")

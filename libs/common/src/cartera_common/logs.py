@@ -1,14 +1,46 @@
-"""JSON logs, one object a line, with the event and workspace when a log call passes them."""
+"""JSON logs, one object a line, carrying the context they were written in.
+
+Every line names its service. Inside `log_context(...)` (a request, a consumed batch, a delivery
+round) it also carries that block's fields: workspace, event or message id, topic and offsets,
+and the trace id of the work, so one event can be followed across the services' logs.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import orjson
+from opentelemetry import trace
 
-_EXTRA_KEYS = ("event_id", "workspace_id", "topic", "partition", "offset", "service")
+_EXTRA_KEYS = ("event_id", "workspace_id", "message_id", "topic", "partition", "offset", "service")
+_CONTEXT: ContextVar[Mapping[str, object]] = ContextVar("cartera_log_context", default=MappingProxyType({}))
+_SERVICE: list[str] = []  # the process's service, once it is known
+
+
+def name_service(service: str) -> None:
+    """Every line this process logs from now on names `service`."""
+    _SERVICE[:] = [service]
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Adds `fields` (None values left out) to every line logged inside the block, nested blocks merged."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def bind(**fields: object) -> None:
+    """Adds `fields` for the rest of the current task (an HTTP request is one): no block to close."""
+    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,6 +51,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if _SERVICE:
+            entry["service"] = _SERVICE[0]
+        entry.update(_CONTEXT.get())
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
         for key in _EXTRA_KEYS:
             if key in record.__dict__:
                 entry[key] = record.__dict__[key]

@@ -18,4 +18,8 @@ PUBLISHED = Counter("cartera_outbox_published_total", "Outbox rows published to 
 OUTBOX_DEPTH = Gauge("cartera_outbox_depth", "Outbox rows not yet published.", ["service"])
 REPLAYED = Counter("cartera_outbox_replayed_total", "Rows republished after the broker came back empty.", ["service"])
 MESSAGES = Counter("cartera_messages_total", "Win-back messages handed to a provider.", ["channel", "result"])
-SCHEDULER_BACKLOG = Gauge("cartera_scheduler_backlog", "Enrolments due and not yet stepped.", ["service"])
+SCHEDULER_BACKLOG = Gauge(
+    "cartera_scheduler_backlog",
+    "Work due and not yet done: enrolments to step (service=campaigns), messages to deliver (campaigns-delivery).",
+    ["service"],
+)

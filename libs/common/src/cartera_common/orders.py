@@ -76,14 +76,16 @@ def apply_order_event(current: OrderChange, e: Envelope) -> OrderChange:
     if e.type == "order_completed":
         if current.completed and current.occurred_at is not None and current.occurred_at > e.occurred_at:
             return current  # a newer version of the order is already in this batch
-        return replace(
-            current,
+        # Built directly, not with replace(): this runs once per order in every consumer.
+        return OrderChange(
             amount=to_decimal(p.get("amount")),
             currency=p.get("currency"),
             margin=to_decimal(p.get("margin")),
             coupon_code=p.get("coupon_code"),
             occurred_at=e.occurred_at,
+            refunded=current.refunded,
             completed=True,
+            cancelled=current.cancelled,
             categories=tuple(sorted({str(i["category"]) for i in p.get("items") or () if i.get("category")})),
         )
     if e.type == "order_refunded":

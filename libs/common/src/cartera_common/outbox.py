@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cartera_common.events.envelope import Envelope
+from cartera_common.tracing import trace_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,17 +19,21 @@ class OutMessage:
     value: bytes
     workspace_id: str
     message_id: str
+    traceparent: str | None = None  # sent as the Kafka header `traceparent`
 
     @classmethod
-    def of(cls, topic: str, envelope: Envelope) -> OutMessage:
-        return cls(topic, envelope.key, envelope.to_bytes(), envelope.workspace_id, envelope.event_id)
+    def of(cls, topic: str, envelope: Envelope, traceparent: str | None = None) -> OutMessage:
+        """A message about a customer joins the trace being applied for that customer, unless told otherwise."""
+        trace = traceparent or trace_for(envelope.workspace_id, envelope.customer_id)
+        return cls(topic, envelope.key, envelope.to_bytes(), envelope.workspace_id, envelope.event_id, trace)
 
 
 _INSERT = text(
     """
-    INSERT INTO outbox (workspace_id, message_id, topic, key, value)
-    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:ids AS text[]), CAST(:topics AS text[]),
-                         CAST(:keys AS text[]), CAST(:values AS bytea[]))
+    INSERT INTO outbox (workspace_id, message_id, topic, key, value, headers)
+    SELECT ws, id, topic, key, value, CASE WHEN tp IS NULL THEN NULL ELSE jsonb_build_object('traceparent', tp) END
+    FROM unnest(CAST(:ws AS text[]), CAST(:ids AS text[]), CAST(:topics AS text[]),
+                CAST(:keys AS text[]), CAST(:values AS bytea[]), CAST(:traces AS text[])) AS t(ws, id, topic, key, value, tp)
     ON CONFLICT ON CONSTRAINT uq_outbox_message DO NOTHING
     RETURNING message_id
     """
@@ -57,6 +62,7 @@ async def emit(conn: AsyncConnection, messages: Sequence[OutMessage], *, notify:
             "topics": [m.topic for m in messages],
             "keys": [m.key for m in messages],
             "values": [m.value for m in messages],
+            "traces": [m.traceparent for m in messages],
         },
     )
     return {row[0] for row in result}

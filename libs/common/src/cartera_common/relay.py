@@ -20,6 +20,7 @@ from cartera_common.errors import is_transient
 from cartera_common.failpoints import maybe_crash
 from cartera_common.metrics import OUTBOX_DEPTH, PUBLISHED, REPLAYED
 from cartera_common.settings import ServiceSettings, libpq_url
+from cartera_common.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,17 @@ EpochHook = Callable[[AsyncConnection], Awaitable[None]]
 # SKIP LOCKED, two relays would split one customer's rows between them and could reorder them).
 _CLAIM = text(
     """
-    SELECT id, txid, topic, key, value FROM outbox
+    SELECT id, txid, topic, key, value, headers->>'traceparent' AS tp FROM outbox
     WHERE (txid, id) > (CAST(:txid AS xid8), :id) AND txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY txid, id LIMIT :n
     """
 )
+
+
+def _headers(traceparent: str | None) -> list[tuple[str, bytes]] | None:
+    return [(TRACEPARENT, traceparent.encode())] if traceparent else None
+
+
 _WAITING = text("SELECT EXISTS (SELECT 1 FROM outbox WHERE (txid, id) > (CAST(:txid AS xid8), :id))")
 _POSITION = text("SELECT txid, last_id, epoch FROM relay_state WHERE relay = :r")
 _ENSURE_STATE = text("INSERT INTO relay_state (relay) VALUES (:r) ON CONFLICT (relay) DO NOTHING")
@@ -138,7 +145,9 @@ class OutboxRelay:
                 self._waiting = bool(await conn.scalar(_WAITING, claim))
                 return 0
             self._waiting = False
-            futures = [await self._producer.send(r.topic, r.value, key=r.key.encode()) for r in rows]
+            futures = [
+                await self._producer.send(r.topic, r.value, key=r.key.encode(), headers=_headers(r.tp)) for r in rows
+            ]
             await asyncio.gather(*futures)
             maybe_crash("relay.after_send")  # published, position not moved: republished, deduped downstream
             await conn.execute(_MOVE, {"txid": rows[-1].txid, "id": rows[-1].id, "r": self.service})

@@ -28,10 +28,11 @@ from cartera_common.consumer import ConsumerLoop, Handler
 from cartera_common.db import create_engine
 from cartera_common.http import install_common_routes
 from cartera_common.kafka import make_admin, make_producer
-from cartera_common.logs import configure_logging
+from cartera_common.logs import configure_logging, name_service
 from cartera_common.relay import EpochHook, OutboxRelay
 from cartera_common.settings import ServiceSettings
 from cartera_common.topics import ACCESS
+from cartera_common.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class ServiceRuntime:
     _background_tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        name_service(self.name)
+        setup_tracing(self.name)
         self.engine = create_engine(self.settings, schema=self.name)
 
     async def start(self) -> None:

@@ -50,7 +50,7 @@ _CLAIM = text(
           ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due
     WHERE m.message_id = due.message_id
     RETURNING m.message_id, m.workspace_id, m.customer_id, m.campaign_id, m.step, m.variant, m.channel, m.recipient,
-              m.subject, m.body, m.html, m.coupon, m.call_to_action, m.attempts, m.created_at
+              m.subject, m.body, m.html, m.coupon, m.call_to_action, m.attempts, m.created_at, m.traceparent
     """
 )
 
@@ -217,6 +217,7 @@ class Dispatcher:
             unsubscribe_url=self.links.unsubscribe(r["workspace_id"], r["customer_id"]),
             attempt=r["attempts"],
             customer=r.get("customer"),
+            traceparent=r["traceparent"],
         )
 
     async def _settle(self, settled: Sequence[tuple[dict[str, Any], Delivery]]) -> None:
@@ -263,4 +264,4 @@ def _sent_message(r: Mapping[str, Any], at: datetime) -> OutMessage:
         source="campaigns",
         identity=f"sent:{r['message_id']}",
     )
-    return OutMessage.of(CAMPAIGN_OUTCOMES, envelope)
+    return OutMessage.of(CAMPAIGN_OUTCOMES, envelope, r["traceparent"])

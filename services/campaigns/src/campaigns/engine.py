@@ -33,6 +33,7 @@ from campaigns.messages import Composer, Pending
 from cartera_common.events.envelope import derived_envelope
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.topics import CAMPAIGN_OUTCOMES
+from cartera_common.tracing import trace_for
 
 SOURCE = "campaigns"
 WINBACK_STATUSES = ("lapsed", "lost")
@@ -51,18 +52,27 @@ class Batch:
     nurture: list[EnrolIn] = field(default_factory=list)
 
     def add(
-        self, t: Transition, before: Enrolment | None, *, cycle: int, campaign: Campaign, customer: Customer
+        self,
+        t: Transition,
+        before: Enrolment | None,
+        *,
+        cycle: int,
+        campaign: Campaign,
+        customer: Customer,
+        trace: str | None = None,
     ) -> None:
+        """`trace` is the enrolment's own (the lapse that started it); what it sends and publishes joins it."""
         if t.enrolment is before:
             return
-        self.rows[t.enrolment.id] = enrolments.to_row(t.enrolment, cycle=cycle, priority=campaign.priority)
+        row = enrolments.to_row(t.enrolment, cycle=cycle, priority=campaign.priority, traceparent=trace)
+        self.rows[t.enrolment.id] = row
         for effect in t.effects:
             if isinstance(effect, SendMessage):
-                self.messages.append(self.composer.compose(effect, customer, campaign, self.now))
+                self.messages.append(self.composer.compose(effect, customer, campaign, self.now, trace))
             elif isinstance(effect, CompleteEnrolment):
                 self.ended.add(effect.enrolment_id)
             elif isinstance(effect, PublishOutcome):
-                self.outbox.append(outcome_message(effect))
+                self.outbox.append(outcome_message(effect, trace))
             elif isinstance(effect, EnrolIn):
                 self.nurture.append(effect)
 
@@ -94,7 +104,7 @@ class Batch:
             await enrol(conn, self, items)
 
 
-def outcome_message(p: PublishOutcome) -> OutMessage:
+def outcome_message(p: PublishOutcome, trace: str | None = None) -> OutMessage:
     identity = f"{p.type}:{p.enrolment_id}:{p.step}:{p.at.isoformat()}"
     envelope = derived_envelope(
         p.type,
@@ -105,7 +115,7 @@ def outcome_message(p: PublishOutcome) -> OutMessage:
         source=SOURCE,
         identity=identity,
     )
-    return OutMessage.of(CAMPAIGN_OUTCOMES, envelope)
+    return OutMessage.of(CAMPAIGN_OUTCOMES, envelope, trace)
 
 
 async def enrol(conn: AsyncConnection, batch: Batch, items: Sequence[tuple[Customer, str | None]]) -> int:
@@ -138,7 +148,8 @@ async def enrol(conn: AsyncConnection, batch: Batch, items: Sequence[tuple[Custo
         if t is None:
             continue
         cycle = 1 + sum(e.campaign_id == campaign.id for e in past)
-        batch.add(t, None, cycle=cycle, campaign=campaign, customer=customer)
+        trace = trace_for(customer.workspace_id, customer.customer_id)
+        batch.add(t, None, cycle=cycle, campaign=campaign, customer=customer, trace=trace)
         history.setdefault(customer.key, []).append((t.enrolment, cycle))
         started += 1
     await batch.flush(conn)
@@ -151,6 +162,7 @@ class Active:
     cycle: int
     campaign: Campaign
     customer: Customer
+    trace: str | None = None
 
 
 async def active(conn: AsyncConnection, keys: Iterable[CustomerKey]) -> dict[CustomerKey, list[Active]]:
@@ -182,7 +194,7 @@ async def _with_context(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]
         if campaign is None:  # a workspace's own campaign deleted under it; nothing to run
             continue
         customer = found.get(key) or Customer(*key)
-        out[key].append(Active(enrolments.from_row(r), r["cycle"], campaign, customer))
+        out[key].append(Active(enrolments.from_row(r), r["cycle"], campaign, customer, r["traceparent"]))
     return out
 
 
@@ -204,7 +216,7 @@ async def on_orders(conn: AsyncConnection, batch: Batch, orders: Mapping[Custome
             winning = next((o for o in in_order if o.at >= a.enrolment.enrolled_at), None)
             if winning is not None:
                 t = machine.order(a.enrolment, at=winning.at, coupon=winning.coupon, amount=winning.amount)
-                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer)
+                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
     await batch.flush(conn)
 
 
@@ -245,7 +257,7 @@ async def cancel(conn: AsyncConnection, batch: Batch, keys: Iterable[CustomerKey
     for running in (await active(conn, keys)).values():
         for a in running:
             t = machine.cancel(a.enrolment, at=batch.now, reason=reason)
-            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer)
+            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
     await batch.flush(conn)
 
 
@@ -311,7 +323,7 @@ async def step_due(conn: AsyncConnection, batch: Batch, *, limit: int) -> int:
         for a in running:
             if a not in sends:
                 t = machine.due(a.enrolment, a.campaign, now, consent=consent)
-                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer)
+                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
         pending = [Due(a.enrolment.id, a.campaign.priority, a.enrolment.due_at or now) for a in sends]
         tz = snapshot.time_zone if snapshot else None
         slots = {s.key: s.at for s in pace(pending, now=now, sent_at=recent.get(key, []), time_zone=tz, rules=r)}
@@ -327,7 +339,7 @@ async def step_due(conn: AsyncConnection, batch: Batch, *, limit: int) -> int:
                 left[ws] -= 1
                 variant = await tallies.choose(a)
                 t = machine.due(a.enrolment, a.campaign, now, variant=variant, consent=consent)
-            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer)
+            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
     await batch.flush(conn)
     return len(rows)
 

@@ -22,19 +22,19 @@ CustomerKey = tuple[str, str]
 
 COLUMNS = (
     "enrolment_id, workspace_id, campaign_id, customer_id, cycle, control, priority, enrolled_at, step, due_at, "
-    "state, responded, outcome, ended_at, credit, path"
+    "state, responded, outcome, ended_at, credit, path, traceparent"
 )
 
 _SAVE = text(
     """
     INSERT INTO enrolment (enrolment_id, workspace_id, campaign_id, customer_id, cycle, control, priority,
-                           enrolled_at, step, due_at, state, responded, outcome, ended_at, credit, path)
+                           enrolled_at, step, due_at, state, responded, outcome, ended_at, credit, path, traceparent)
     SELECT enrolment_id, workspace_id, campaign_id, customer_id, cycle, control, priority, enrolled_at, step,
-           due_at, state, responded, outcome, ended_at, credit, path
+           due_at, state, responded, outcome, ended_at, credit, path, traceparent
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t(
         enrolment_id text, workspace_id text, campaign_id text, customer_id text, cycle int, control bool,
         priority int, enrolled_at timestamptz, step int, due_at timestamptz, state text, responded bool,
-        outcome text, ended_at timestamptz, credit jsonb, path jsonb)
+        outcome text, ended_at timestamptz, credit jsonb, path jsonb, traceparent text)
     ON CONFLICT (enrolment_id) DO UPDATE SET
         step = EXCLUDED.step, due_at = EXCLUDED.due_at, state = EXCLUDED.state, responded = EXCLUDED.responded,
         outcome = EXCLUDED.outcome, ended_at = EXCLUDED.ended_at, credit = EXCLUDED.credit, path = EXCLUDED.path
@@ -42,8 +42,9 @@ _SAVE = text(
 )
 
 
-def to_row(e: Enrolment, *, cycle: int, priority: int) -> dict[str, object]:
+def to_row(e: Enrolment, *, cycle: int, priority: int, traceparent: str | None = None) -> dict[str, object]:
     return {
+        "traceparent": traceparent,
         "enrolment_id": e.id,
         "workspace_id": e.workspace_id,
         "campaign_id": e.campaign_id,

@@ -27,14 +27,15 @@ _INSERT = text(
     """
     INSERT INTO message (message_id, workspace_id, customer_id, enrolment_id, campaign_id, step, variant, channel,
                          template_id, coupon, offer, call_to_action, recipient, subject, body, html, state, error,
-                         next_attempt_at, created_at)
+                         next_attempt_at, created_at, traceparent)
     SELECT message_id, workspace_id, customer_id, enrolment_id, campaign_id, step, variant, channel, template_id,
-           coupon, offer, call_to_action, recipient, subject, body, html, state, error, next_attempt_at, created_at
+           coupon, offer, call_to_action, recipient, subject, body, html, state, error, next_attempt_at, created_at,
+           traceparent
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS t(
         message_id text, workspace_id text, customer_id text, enrolment_id text, campaign_id text, step int,
         variant text, channel text, template_id text, coupon text, offer jsonb, call_to_action text,
         recipient text, subject text, body text, html text, state text, error text,
-        next_attempt_at timestamptz, created_at timestamptz)
+        next_attempt_at timestamptz, created_at timestamptz, traceparent text)
     ON CONFLICT (message_id) DO NOTHING
     """
 )
@@ -59,6 +60,7 @@ class Pending:
     customer: Customer
     campaign_name: str
     now: datetime
+    trace: str | None
 
 
 class Composer:
@@ -66,8 +68,10 @@ class Composer:
         self.templates = templates
         self.links = links
 
-    def compose(self, send: SendMessage, customer: Customer, campaign: Campaign, now: datetime) -> Pending:
-        return Pending(send, customer, campaign.name, now)
+    def compose(
+        self, send: SendMessage, customer: Customer, campaign: Campaign, now: datetime, trace: str | None = None
+    ) -> Pending:
+        return Pending(send, customer, campaign.name, now, trace)
 
     async def save(self, conn: AsyncConnection, pending: Sequence[Pending]) -> None:
         """Renders with each workspace's own templates over the built-in ones, then stores the messages."""
@@ -113,6 +117,7 @@ class Composer:
             "error": error,
             "next_attempt_at": wall,
             "created_at": p.now,
+            "traceparent": p.trace,
         }
 
 

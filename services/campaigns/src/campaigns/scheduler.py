@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from campaigns import engine
@@ -18,9 +19,17 @@ from campaigns.domain.sequences import READY_MADE
 from campaigns.engine import Batch
 from campaigns.messages import Composer
 from cartera_common.clock import Clock
+from cartera_common.metrics import SCHEDULER_BACKLOG
 from cartera_common.periodic import Periodic
 
 log = logging.getLogger(__name__)
+
+_BACKLOG = text(
+    """
+    SELECT (SELECT count(*) FROM enrolment WHERE state = 'active' AND due_at <= :now),
+           (SELECT count(*) FROM message WHERE state IN ('queued', 'retrying'))
+    """
+)
 
 SHORTEST_COOLOFF = min(c.reentry for c in READY_MADE.values())
 
@@ -73,6 +82,10 @@ class Scheduler(Periodic):
         if n:
             self.on_queued()
             log.info("stepped %d enrolments", n)
+        async with self.engine.connect() as conn:  # what is due and not yet stepped, and not yet delivered
+            due, undelivered = (await conn.execute(_BACKLOG, {"now": self.clock.now()})).one()
+        SCHEDULER_BACKLOG.labels("campaigns").set(due)
+        SCHEDULER_BACKLOG.labels("campaigns-delivery").set(undelivered)
         if time.monotonic() >= self._reentry_due:
             self._reentry_due = time.monotonic() + self.reentry_every.total_seconds()
             started = await reenter_all(self.engine, self.composer, self.clock, chunk=self.chunk)

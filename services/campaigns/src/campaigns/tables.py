@@ -64,6 +64,7 @@ enrolment = Table(
     _at("ended_at"),
     Column("credit", JSONB),
     Column("path", JSONB, nullable=False),
+    Column("traceparent", Text),  # the lapse's trace, handed on to delivery
 )
 
 message = Table(
@@ -98,6 +99,7 @@ message = Table(
     _at("clicked_at"),
     _at("replied_at"),
     _at("bounced_at"),
+    Column("traceparent", Text),
 )
 
 template = Table(

@@ -117,6 +117,7 @@ class WebhookSender:
             "Content-Type": "application/json",
             "Idempotency-Key": out.message_id,
             "X-Cartera-Signature": signature(self._secret, int(time.time()), body),
+            **out.trace_headers(),
         }
         return await self._poster.post(body, headers)
 
@@ -171,7 +172,7 @@ class SmsSender:
         if not out.recipient or not out.recipient.strip():
             return failed("no phone number")
         body = _json({"to": out.recipient.strip(), "body": out.rendered.text, "idempotency_key": out.message_id})
-        headers = {"Content-Type": "application/json", "Idempotency-Key": out.message_id}
+        headers = {"Content-Type": "application/json", "Idempotency-Key": out.message_id, **out.trace_headers()}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         return await self._poster.post(body, headers)

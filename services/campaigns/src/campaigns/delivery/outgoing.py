@@ -35,6 +35,11 @@ class Outgoing:
     attempt: int = 1
     # The facts a call task hands the salesperson (leave reasons, relationship); optional elsewhere.
     customer: CustomerSnapshot | None = None
+    # The trace of the lapse that started the sequence, handed on so the provider's logs join it.
+    traceparent: str | None = None
+
+    def trace_headers(self) -> dict[str, str]:
+        return {"traceparent": self.traceparent} if self.traceparent else {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ def mime_bytes(out: Outgoing, *, from_header: str, domain: str, date: str) -> by
             _header("X-Cartera-Campaign", out.campaign_id),
             _header("List-Unsubscribe", f"<{unsubscribe}>"),
             _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            _header("Traceparent", out.traceparent) if out.traceparent else b"",
             b"MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode("ascii"),
             f"--{boundary}\r\n{part.format('plain')}".encode("ascii"),
