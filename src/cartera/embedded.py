@@ -42,6 +42,18 @@ def wait_for_port(port: int, *, timeout_s: float, what: str) -> None:
     raise RuntimeError(f"{what} did not open port {port} within {timeout_s}s")
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 5) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within `timeout_s`."""
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class EmbeddedBroker:
     """Tansu on a loopback port; it exits 0 even when the port is taken, so we check the port."""
@@ -75,14 +87,7 @@ class EmbeddedBroker:
         wait_for_port(self.port, timeout_s=10, what="the embedded broker")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 
@@ -110,14 +115,7 @@ class SmtpSink:
         wait_for_port(self.port, timeout_s=10, what="the SMTP sink")
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 

@@ -6,7 +6,6 @@ called as time passes. Delivery is not run here unless a test runs the dispatche
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,24 +23,12 @@ from cartera_common.consumer import claim
 from cartera_common.events import Envelope
 from cartera_common.events.changes import CustomerChanged, CustomerSnapshot
 from cartera_common.topics import CUSTOMER_CHANGES, EVENTS, SCORES
+from tests.integration.envelopes import envelope, make_envelope
 
 SECRET = "test-unsubscribe-secret"
 
 
-def envelope(workspace: str, customer: str, event_type: str, at: datetime, **payload: Any) -> Envelope:
-    return make_envelope(workspace, customer, event_type, at, payload)
-
-
-def make_envelope(workspace: str, customer: str, event_type: str, at: datetime, payload: dict[str, Any]) -> Envelope:
-    return Envelope(
-        event_id=str(uuid.uuid4()),
-        type=event_type,
-        workspace_id=workspace,
-        customer_id=customer,
-        occurred_at=at,
-        received_at=at,
-        payload=payload,
-    )
+__all__ = ["CampaignWorld", "changed", "envelope", "treated_id"]
 
 
 def changed(

@@ -6,7 +6,6 @@ production; no service process runs on this database, so nothing else moves its 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,18 +19,9 @@ from cartera_common.events import Envelope
 from cartera_common.topics import EVENTS
 from segmenter.handlers import Handlers
 from segmenter.sweep import sweep_once
+from tests.integration.envelopes import envelope
 
-
-def envelope(workspace: str, customer: str, event_type: str, at: datetime, **payload: Any) -> Envelope:
-    return Envelope(
-        event_id=str(uuid.uuid4()),
-        type=event_type,
-        workspace_id=workspace,
-        customer_id=customer,
-        occurred_at=at,
-        received_at=at,
-        payload=payload,
-    )
+__all__ = ["World", "envelope", "orders"]
 
 
 class World:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from campaigns import catalogue
 from campaigns.domain.pacing import PacingRules
 from campaigns.domain.sequences import NURTURE, STANDARD
 from campaigns.reports import report
 from cartera.stack import Servers
-from cartera_common.settings import asyncpg_url
 from cartera_common.topics import SCORES
 from tests.integration.campaign_world import CampaignWorld, envelope, treated_id
+from tests.integration.databases import migrated_engine
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC: inside sending hours
 STANDARD_DAYS = [0, 7, 14, 24, 34, 48]  # the standard sequence's delays, summed
@@ -27,12 +24,8 @@ STANDARD_DAYS = [0, 7, 14, 24, 34, 48]  # the standard sequence's delays, summed
 
 @pytest.fixture
 async def world(servers: Servers) -> AsyncIterator[CampaignWorld]:
-    url = await asyncio.to_thread(servers.migrated_database)
-    engine = create_async_engine(
-        asyncpg_url(url), connect_args={"server_settings": {"search_path": "campaigns"}}, json_deserializer=orjson.loads
-    )
-    yield CampaignWorld(engine, NOW)
-    await engine.dispose()
+    async with migrated_engine(servers, "campaigns") as engine:
+        yield CampaignWorld(engine, NOW)
 
 
 @pytest.fixture
@@ -248,3 +241,25 @@ async def test_the_report_compares_treatment_with_control(world: CampaignWorld, 
     assert line[(2, "default")].reactivated == 2 and line[(2, "default")].by_coupon == 1
     assert line[(0, "default")].sent == 0  # queued, not delivered: the dispatcher does not run here
     assert any("fewer than" in n for n in r.notes)
+
+
+async def test_a_workspace_template_replaces_the_built_in_one_in_what_is_sent(world: CampaignWorld, ws: str) -> None:
+    async with world.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO template (workspace_id, template_id, subject, body, updated_at) "
+                "VALUES (:ws, 'standard.personal', 'Hola {{ first_name }}', 'Te echamos de menos.', :at)"
+            ),
+            {"ws": ws, "at": NOW},
+        )
+    cid = treated_id(STANDARD.id, "tpl")
+    await world.lapse(ws, cid)
+    await world.tick()
+    [m] = await world.messages(ws, cid)
+    assert m["subject"] == "Hola Ana" and m["body"].startswith("Te echamos de menos.")
+    assert "/unsubscribe/" in m["body"]  # added even though the template left it out
+    other = "w-" + uuid.uuid4().hex[:8]  # another workspace keeps the built-in copy
+    await world.lapse(other, cid)
+    await world.tick()
+    [theirs] = await world.messages(other, cid)
+    assert theirs["subject"] != "Hola Ana"

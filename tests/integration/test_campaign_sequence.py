@@ -3,7 +3,6 @@ webhook step is retried with the same idempotency key until the receiver takes i
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,11 +13,9 @@ from email.parser import BytesParser
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from campaigns import catalogue
 from campaigns.delivery.channels import senders_from
@@ -27,8 +24,8 @@ from campaigns.dispatcher import Dispatcher
 from campaigns.domain.model import Campaign, Step
 from campaigns.domain.sequences import STANDARD
 from cartera.stack import Servers
-from cartera_common.settings import asyncpg_url
 from tests.integration.campaign_world import CampaignWorld, envelope, treated_id
+from tests.integration.databases import migrated_engine
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -59,12 +56,8 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture
 async def world(servers: Servers) -> AsyncIterator[CampaignWorld]:
-    url = await asyncio.to_thread(servers.migrated_database)
-    engine = create_async_engine(
-        asyncpg_url(url), connect_args={"server_settings": {"search_path": "campaigns"}}, json_deserializer=orjson.loads
-    )
-    yield CampaignWorld(engine, NOW)
-    await engine.dispose()
+    async with migrated_engine(servers, "campaigns") as engine:
+        yield CampaignWorld(engine, NOW)
 
 
 async def test_the_standard_sequence_arrives_step_by_step_and_an_order_stops_it(

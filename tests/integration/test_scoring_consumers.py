@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -18,10 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cartera.stack import Servers
 from cartera_common.clock import SettableClock
 from cartera_common.consumer import claim
-from cartera_common.db import create_engine
 from cartera_common.events import Envelope
 from cartera_common.events.changes import ScoresUpdated
-from cartera_common.settings import DatabaseSettings
 from cartera_common.topics import CUSTOMER_CHANGES, EVENTS
 from scoring.domain.rules import Band, FitRule, LeadRules, ScoringRules
 from scoring.handlers import Handlers
@@ -30,6 +27,7 @@ from scoring.rescore import rescore_workspace
 from scoring.rules_store import save_rules
 from scoring.scheduler import RefitScheduler
 from scoring.tables import customer_activity, customer_order, customer_profile, plumbing, score, workspace_stats
+from tests.integration.databases import migrated_engine
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,10 +36,8 @@ HANDLERS = Handlers(SettableClock(NOW))
 
 @pytest.fixture(scope="module")
 async def engine(servers: Servers) -> AsyncIterator[AsyncEngine]:
-    url = await asyncio.to_thread(servers.migrated_database)
-    engine = create_engine(DatabaseSettings(database_url=url), schema="scoring")
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(servers, "scoring") as engine:
+        yield engine
 
 
 def env(ws: str, type_: str, cid: str, at: datetime, **payload: Any) -> Envelope:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cartera.stack import Servers
 from cartera_common.clock import SettableClock
 from cartera_common.consumer import claim
-from cartera_common.db import create_engine
 from cartera_common.events import Envelope
-from cartera_common.settings import DatabaseSettings
 from scoring.handlers import Handlers
 from scoring.tables import customer_order
+from tests.integration.databases import migrated_engine
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -29,10 +27,8 @@ HANDLERS = Handlers(SettableClock(T0 + timedelta(days=1)))
 
 @pytest.fixture(scope="module")
 async def engine(servers: Servers) -> AsyncIterator[AsyncEngine]:
-    url = await asyncio.to_thread(servers.migrated_database)
-    engine = create_engine(DatabaseSettings(database_url=url), schema="scoring")
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(servers, "scoring") as engine:
+        yield engine
 
 
 def event(ws: str, kind: str, minutes: int, **payload: Any) -> Envelope:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +75,10 @@ class Batch:
                 self.outbox.append(outcome_message(effect, trace))
             elif isinstance(effect, EnrolIn):
                 self.nurture.append(effect)
+
+    def record(self, a: Active, t: Transition) -> None:
+        """A running enrolment's move, with what it runs under (cycle, campaign, customer, trace)."""
+        self.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
 
     async def flush(self, conn: AsyncConnection) -> None:
         await enrolments.save(conn, list(self.rows.values()))
@@ -216,7 +220,7 @@ async def on_orders(conn: AsyncConnection, batch: Batch, orders: Mapping[Custome
             winning = next((o for o in in_order if o.at >= a.enrolment.enrolled_at), None)
             if winning is not None:
                 t = machine.order(a.enrolment, at=winning.at, coupon=winning.coupon, amount=winning.amount)
-                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
+                batch.record(a, t)
     await batch.flush(conn)
 
 
@@ -227,13 +231,7 @@ async def on_responses(
     await customers.load(conn, responses, lock=True)  # a nurture enrolment may start: hold the customers
     for key, running in (await active(conn, responses)).items():
         for a in running:
-            e, effects = a.enrolment, list[Effect]()
-            for at, kind in sorted(responses[key]):
-                t = machine.respond(e, a.campaign, at=at, kind=kind)
-                e, effects = t.enrolment, [*effects, *t.effects]
-            batch.add(
-                Transition(e, tuple(effects)), a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer
-            )
+            batch.record(a, _fold(a, sorted(responses[key]), _respond))
     await batch.flush(conn)
 
 
@@ -243,21 +241,36 @@ async def on_withdrawals(
     """A consent withdrawn for a channel a campaign uses (or for everything) ends that campaign for good."""
     for key, running in (await active(conn, withdrawn)).items():
         for a in running:
-            e, effects = a.enrolment, list[Effect]()
-            for at, consent in sorted(withdrawn[key]):
-                t = machine.withdraw(e, a.campaign, at=at, consent=consent)
-                e, effects = t.enrolment, [*effects, *t.effects]
-            batch.add(
-                Transition(e, tuple(effects)), a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer
-            )
+            batch.record(a, _fold(a, sorted(withdrawn[key]), _withdraw))
     await batch.flush(conn)
+
+
+def _respond(e: Enrolment, campaign: Campaign, response: tuple[datetime, str]) -> Transition:
+    return machine.respond(e, campaign, at=response[0], kind=response[1])
+
+
+def _withdraw(e: Enrolment, campaign: Campaign, withdrawal: tuple[datetime, str]) -> Transition:
+    return machine.withdraw(e, campaign, at=withdrawal[0], consent=withdrawal[1])
+
+
+def _fold(
+    a: Active,
+    happenings: Sequence[tuple[datetime, str]],
+    react: Callable[[Enrolment, Campaign, tuple[datetime, str]], Transition],
+) -> Transition:
+    """Several reactions in a row as one transition: the last enrolment, every effect on the way."""
+    e, effects = a.enrolment, list[Effect]()
+    for h in happenings:
+        t = react(e, a.campaign, h)
+        e, effects = t.enrolment, [*effects, *t.effects]
+    return Transition(e, tuple(effects))
 
 
 async def cancel(conn: AsyncConnection, batch: Batch, keys: Iterable[CustomerKey], *, reason: str) -> None:
     for running in (await active(conn, keys)).values():
         for a in running:
             t = machine.cancel(a.enrolment, at=batch.now, reason=reason)
-            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
+            batch.record(a, t)
     await batch.flush(conn)
 
 
@@ -323,7 +336,7 @@ async def step_due(conn: AsyncConnection, batch: Batch, *, limit: int) -> int:
         for a in running:
             if a not in sends:
                 t = machine.due(a.enrolment, a.campaign, now, consent=consent)
-                batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
+                batch.record(a, t)
         pending = [Due(a.enrolment.id, a.campaign.priority, a.enrolment.due_at or now) for a in sends]
         tz = snapshot.time_zone if snapshot else None
         slots = {s.key: s.at for s in pace(pending, now=now, sent_at=recent.get(key, []), time_zone=tz, rules=r)}
@@ -339,7 +352,7 @@ async def step_due(conn: AsyncConnection, batch: Batch, *, limit: int) -> int:
                 left[ws] -= 1
                 variant = await tallies.choose(a)
                 t = machine.due(a.enrolment, a.campaign, now, variant=variant, consent=consent)
-            batch.add(t, a.enrolment, cycle=a.cycle, campaign=a.campaign, customer=a.customer, trace=a.trace)
+            batch.record(a, t)
     await batch.flush(conn)
     return len(rows)
 

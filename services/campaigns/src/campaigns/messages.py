@@ -67,6 +67,8 @@ class Composer:
     def __init__(self, templates: Templates, links: Links) -> None:
         self.templates = templates
         self.links = links
+        # A workspace's own set, compiled once per version of its sources, not once per batch.
+        self._custom: dict[str, tuple[Mapping[str, TemplateSource], Templates]] = {}
 
     def compose(
         self, send: SendMessage, customer: Customer, campaign: Campaign, now: datetime, trace: str | None = None
@@ -77,10 +79,19 @@ class Composer:
         """Renders with each workspace's own templates over the built-in ones, then stores the messages."""
         if not pending:
             return
-        custom = await custom_templates(conn, {p.send.workspace_id for p in pending})
+        custom = await custom_sources(conn, {p.send.workspace_id for p in pending})
         wall = datetime.now(UTC)
-        rows = [self._row(p, custom.get(p.send.workspace_id, self.templates), wall) for p in pending]
+        rows = [self._row(p, self._templates_of(p.send.workspace_id, custom), wall) for p in pending]
         await conn.execute(_INSERT, {"rows": json_rows(rows)})
+
+    def _templates_of(self, workspace_id: str, custom: Mapping[str, Mapping[str, TemplateSource]]) -> Templates:
+        sources = custom.get(workspace_id)
+        if not sources:
+            return self.templates
+        cached = self._custom.get(workspace_id)
+        if cached is None or cached[0] != sources:
+            cached = self._custom[workspace_id] = (sources, self.templates.with_custom(sources))
+        return cached[1]
 
     def _row(self, p: Pending, templates: Templates, wall: datetime) -> dict[str, object]:
         s, content = p.send, p.send.content
@@ -129,11 +140,11 @@ def _recipient(channel: str, snapshot: CustomerSnapshot) -> str | None:
     return None
 
 
-async def custom_templates(conn: AsyncConnection, workspaces: set[str]) -> Mapping[str, Templates]:
-    """Workspaces without templates of their own are absent: the caller falls back to the built-in set."""
+async def custom_sources(conn: AsyncConnection, workspaces: set[str]) -> Mapping[str, Mapping[str, TemplateSource]]:
+    """Each workspace's own templates; workspaces without any are absent."""
     found: dict[str, dict[str, TemplateSource]] = {}
     for r in await conn.execute(_CUSTOM, {"ws": sorted(workspaces)}):
         found.setdefault(r.workspace_id, {})[r.template_id] = TemplateSource(
             subject=r.subject, text=r.body, html=r.html
         )
-    return {ws: Templates(sources) for ws, sources in found.items()}
+    return found
