@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -206,6 +209,13 @@ def serve(app: FastAPI | str, *, host: str, port: int, log_level: str = "INFO", 
         http="httptools",
     )
     if workers > 1:
-        uvicorn.supervisors.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        # Each worker counts in its own files here, and /metrics adds them up (prometheus_client's
+        # multiprocess mode): without it, a scrape would see one worker's share.
+        metrics_dir = tempfile.mkdtemp(prefix="cartera-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.supervisors.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         uvicorn.Server(config).run()
