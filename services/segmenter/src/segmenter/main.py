@@ -3,6 +3,7 @@ policy, sweeps the customers whose time has come, and serves the portfolio."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 from fastapi import FastAPI
@@ -53,10 +54,21 @@ def build_app(settings: SegmenterSettings | None = None, clock: Clock | None = N
     return app
 
 
+def tune_gc() -> None:
+    """A consumed batch allocates tens of thousands of short-lived containers; with the default
+    thresholds the collector ran every 700 of them and scanned the whole heap often enough to cost
+    a fifth of the batch's Python time. Objects built at start-up are frozen out of its scans."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main() -> None:
     settings = SegmenterSettings()
+    app = build_app(settings, clock_from_env(os.environ.get("CARTERA_CLOCK")))
+    tune_gc()
     serve(
-        build_app(settings, clock_from_env(os.environ.get("CARTERA_CLOCK"))),
+        app,
         host=settings.cartera_host,
         port=settings.segmenter_port,
         log_level=settings.cartera_log_level,

@@ -24,7 +24,8 @@ from segmenter.domain.lifecycle import MAX_RECENT_ORDERS, Decision, Facts, evalu
 from segmenter.policy_store import VersionedPolicy, current_policies
 
 # The customer as the rules and the snapshot need it; for `recount` customers also their orders'
-# totals, recomputed from customer_order (orders count when completed and not cancelled). Locked:
+# totals, recomputed from customer_order (orders count when completed and not cancelled) in one pass
+# over them (the favourite category from the same rows, so each customer's orders are read once). Locked:
 # the portfolio run and the sweep write these rows too, and `published` must not go stale between.
 _READ = f"""
     SELECT c.workspace_id, c.customer_id, c.first_seen_at, c.last_event_at, c.cost_to_serve, c.first_order_at, c.last_order_at, c.recent_orders_at,
@@ -33,21 +34,19 @@ _READ = f"""
            c.status_since, c.status_reason, c.due_at, c.policy_version, c.usual_gap_days, c.frequency, c.unhappy,
            c.leave_reasons, c.responsiveness, c.name, c.email, c.phone, c.locale, c.time_zone, c.tier, c.pareto,
            c.consent::text AS consent_json, c.published::text AS published_json, c.change_seq, k.recount,
-           a.n, a.revenue AS a_revenue, a.margin AS a_margin, a.first_at, a.last_at, a.recent, f.favourite
+           a.n, a.revenue AS a_revenue, a.margin AS a_margin, a.first_at, a.last_at, a.recent, a.favourite
     FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS boolean[])) AS k(ws, cs, recount)
     JOIN customer c ON c.workspace_id = k.ws AND c.customer_id = k.cs
     LEFT JOIN LATERAL (
         SELECT count(*) AS n, COALESCE(sum(o.amount - o.refunded), 0) AS revenue, sum(o.margin) AS margin,
                min(o.occurred_at) AS first_at, max(o.occurred_at) AS last_at,
-               (array_agg(o.occurred_at ORDER BY o.occurred_at DESC))[1:{MAX_RECENT_ORDERS}] AS recent
+               (array_agg(o.occurred_at ORDER BY o.occurred_at DESC))[1:{MAX_RECENT_ORDERS}] AS recent,
+               (SELECT cat FROM jsonb_array_elements(jsonb_agg(o.categories) FILTER (WHERE o.categories IS NOT NULL))
+                                AS l(cats), jsonb_array_elements_text(l.cats) AS cat
+                GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1) AS favourite
         FROM customer_order o
         WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
     ) a ON k.recount
-    LEFT JOIN LATERAL (
-        SELECT cat AS favourite FROM customer_order o, unnest(o.categories) AS cat
-        WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
-        GROUP BY cat ORDER BY count(*) DESC, cat LIMIT 1
-    ) f ON k.recount
     FOR UPDATE OF c
     """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
 
@@ -125,14 +124,18 @@ async def reevaluate(
     for before, (row, decision) in zip(rows, decided, strict=True):
         key = (row["workspace_id"], row["customer_id"])
         policy = policies[key[0]]
-        after = row | _lifecycle(row, decision, issues.get(key, []), policy) | {"published": None}
+        after = row  # _with_totals' own copy, brought up to date in place: `before` stays as read
+        after.update(_lifecycle(row, decision, issues.get(key, []), policy))
         if keep_early_due and decision.status == before["status"] and _earlier_still_due(before["due_at"], after, now):
             after["due_at"] = before["due_at"]
         change = None
         if before["published_json"] is None or key in publish or any(after[f] != before[f] for f in _OURS):
-            change = change_for(after | _parsed(before), now=now)
+            after.update(_parsed(before))
+            change = change_for(after, now=now)
+        after["published"] = None  # COALESCE in _WRITE: keep what was published
         if change is not None:
-            after |= {"published": change.published, "change_seq": change.seq}
+            after["published"] = change.published
+            after["change_seq"] = change.seq
             messages.append(change.message)
         if change is not None or any(after[c] != before[c] for c in _COMPARED):
             writes.append(after)
@@ -151,13 +154,16 @@ async def reevaluate(
 
 async def _read(
     conn: AsyncConnection, keys: Sequence[CustomerKey], recount: Collection[CustomerKey]
-) -> list[dict[str, Any]]:
+) -> list[Mapping[str, Any]]:
     """Straight through asyncpg, in the same transaction: this is the widest read of the hot path,
-    and SQLAlchemy's row objects cost more than the query's own decoding."""
+    and SQLAlchemy's row objects cost more than the query's own decoding. The records are
+    returned as they are (read-only mappings); _with_totals makes the one copy that is changed."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    records = await driver.fetch(_READ, [k[0] for k in keys], [k[1] for k in keys], [k in recount for k in keys])
-    return [dict(r) for r in records]
+    records: list[Mapping[str, Any]] = await driver.fetch(
+        _READ, [k[0] for k in keys], [k[1] for k in keys], [k in recount for k in keys]
+    )
+    return records
 
 
 def _earlier_still_due(stored: datetime | None, after: Mapping[str, Any], now: datetime) -> bool:
