@@ -263,3 +263,11 @@ async def test_a_workspace_template_replaces_the_built_in_one_in_what_is_sent(wo
     await world.tick()
     [theirs] = await world.messages(other, cid)
     assert theirs["subject"] != "Hola Ana"
+
+
+async def test_a_customer_who_costs_more_than_they_bring_is_not_enrolled(world: CampaignWorld, ws: str) -> None:
+    cid = treated_id(STANDARD.id, "cost")
+    await world.lapse(ws, cid, unprofitable=True)
+    await world.lapse(ws, cid + "-ok", unprofitable=False)
+    assert await world.enrolments(ws, cid) == []
+    assert len(await world.enrolments(ws, cid + "-ok")) == 1

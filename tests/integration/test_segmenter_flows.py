@@ -70,6 +70,20 @@ async def test_a_customer_who_lapses_with_an_open_complaint_left_unhappy_and_cam
     assert "status" in last["changes"] and last["reason"]
 
 
+async def test_campaigns_hear_when_a_lapsed_customer_costs_more_than_it_brought(world: World, ws: str) -> None:
+    await world.consume(
+        orders(ws, "dear", [ago(300), ago(270)], amount=20.0)
+        + [envelope(ws, "dear", "cost_recorded", ago(260), amount=55)]
+        + orders(ws, "fine", [ago(300), ago(270)], amount=20.0)
+        + [envelope(ws, "fine", "cost_recorded", ago(260), amount=5)]
+    )
+    published = await changes(world, ws)
+    lapsed = [c["customer"] for c in published if c["customer"]["status"] == "lapsed"]
+    assert len(lapsed) == 2
+    verdicts = sorted(c["unprofitable"] for c in lapsed)
+    assert verdicts == [False, True]  # 40 of revenue against 55 of cost; against 5
+
+
 async def test_a_resolved_complaint_leaves_a_reason_but_not_unhappiness(world: World, ws: str) -> None:
     await world.consume(
         orders(ws, "c", [ago(300)])

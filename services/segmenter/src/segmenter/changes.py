@@ -37,7 +37,7 @@ TRACKED: dict[str, tuple[str, ...]] = {
 _SNAPSHOT = text(
     """
     SELECT c.workspace_id, c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone, c.industry, c.segment,
-           c.consent, c.first_order_at, c.order_count, c.revenue, c.last_order_at,
+           c.consent, c.first_order_at, c.order_count, c.revenue, c.margin, c.cost_to_serve, c.last_order_at,
            c.favourite_category, c.status, c.status_since, c.status_reason, c.policy_version, c.tier, c.frequency,
            c.pareto, c.unhappy, c.leave_reasons, c.responsiveness, c.p_alive, c.published, c.change_seq
     FROM customer c
@@ -82,7 +82,15 @@ def snapshot(row: Mapping[Any, Any]) -> dict[str, Any]:
         "leave_reasons": list(row["leave_reasons"] or []),
         "responsiveness": row["responsiveness"],
         "p_alive": row["p_alive"],
+        "unprofitable": unprofitable(row),
     }
+
+
+def unprofitable(row: Mapping[Any, Any]) -> bool:
+    """As the customer API says it (`repository`): profit below zero, with a cost to serve recorded."""
+    cost = row["cost_to_serve"] or 0
+    income = row["margin"] if row["margin"] is not None else row["revenue"]
+    return bool(cost > 0 and (income or 0) - cost < 0)
 
 
 _FIELDS = tuple(f for fields in TRACKED.values() for f in fields)

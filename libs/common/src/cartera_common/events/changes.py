@@ -55,6 +55,9 @@ class CustomerSnapshot(_Open):
     leave_reasons: list[str] = Field(default_factory=list)
     responsiveness: Responsiveness = "unknown"
     p_alive: float | None = None
+    unprofitable: bool = Field(
+        default=False, description="Costs more than it brings: profit below zero with a cost to serve."
+    )
 
 
 class CustomerChanged(_Open):

@@ -40,8 +40,8 @@ class Placement:
 
 
 def unprofitable(customer: CustomerSnapshot) -> bool:
-    """Read from an additive snapshot field; until the segmenter publishes it, nobody is excluded for cost."""
-    return (customer.model_extra or {}).get("unprofitable") is True
+    """The segmenter's verdict on the snapshot: profit below zero with a cost to serve."""
+    return customer.unprofitable
 
 
 def place(
