@@ -29,7 +29,7 @@ from aiosmtpd.controller import Controller
 
 from campaigns.sink import list_mail, read_mail
 from cartera.stack import ServiceProcess, Stack
-from tests.e2e.helpers import unique, wait_for_status
+from tests.e2e.helpers import unique, wait_for_customer, wait_for_status
 
 
 def free_port() -> int:
@@ -173,6 +173,9 @@ def test_the_unsubscribe_link_in_the_email_stops_the_sequence(
     [e] = httpx.get(f"{campaigns.url}/enrolments", params={"customer_id": cid}, headers=reader).json()
     assert (e["state"], e["outcome"]) == ("ended", "cancelled")
     assert httpx.post(link[:-3] + "xyz").status_code == 404
+    # The segmenter hears it too: the customer's consent now says no to everything.
+    customer = wait_for_customer(stack, workspace["read"], cid, lambda c: "all" in c["profile"]["consent"])
+    assert customer["profile"]["consent"]["all"]["granted"] is False
 
 
 class SlowSmtp:

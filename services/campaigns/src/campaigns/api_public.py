@@ -19,6 +19,9 @@ from campaigns.delivery import unsubscribe
 from campaigns.engine import Batch
 from campaigns.sink import list_mail, read_mail
 from cartera_common.access import Principal, require
+from cartera_common.events.envelope import derived_envelope
+from cartera_common.outbox import OutMessage, emit
+from cartera_common.topics import CAMPAIGN_OUTCOMES
 
 router = APIRouter()
 
@@ -67,6 +70,17 @@ async def do_unsubscribe(token: str, request: Request) -> HTMLResponse:
         await customers.unsubscribe(conn, found, now)
         batch = Batch(request.app.state.composer, now)
         await engine.on_withdrawals(conn, batch, {found: [(now, "all")]})
+        # The rest of the system learns it too: the segmenter records the consent as an `unsubscribed` event.
+        said = derived_envelope(
+            "unsubscribed",
+            workspace_id=found[0],
+            customer_id=found[1],
+            payload={"channel": "all", "reason": "unsubscribe link"},
+            at=now,
+            source="campaigns",
+            identity="unsubscribed",
+        )
+        await emit(conn, [OutMessage.of(CAMPAIGN_OUTCOMES, said)])
     return _page("You are unsubscribed", "<p>You will get no more messages from us. Sorry to see you go.</p>")
 
 

@@ -73,7 +73,11 @@ class Handlers:
         await reevaluate(conn, keys, now=self.clock.now())
 
     async def apply_outcomes(self, conn: AsyncConnection, events: list[Envelope]) -> None:
-        """Messages sent and answered feed responsiveness; a win-back ended without response means lost."""
+        """Messages sent and answered feed responsiveness; a win-back ended without response means lost;
+        an unsubscribe through a campaign's link is a consent withdrawal like any other."""
+        unsubscribed = [e for e in events if e.type == "unsubscribed"]
+        if unsubscribed:
+            await self.apply_events(conn, unsubscribed)
         moments: dict[CustomerKey, dict[str, datetime]] = {}
         for e in events:
             field = {MESSAGE_SENT: "contacted", CUSTOMER_RESPONDED: "responded"}.get(e.type)
