@@ -16,6 +16,7 @@ from bench.rawhttp import RawPool
 from bench.report import Figure, percentile, summary_ms
 from cartera.stack import Stack
 from cartera_common.settings import asyncpg_url, libpq_url
+from segmenter.main import tune_gc
 from segmenter.sweep import sweep_once
 
 WORKSPACE = "default"  # the workspace whose keys the stack holds
@@ -79,6 +80,7 @@ async def sweep_phase(database_url: str) -> tuple[int, float, float]:
     engine = create_async_engine(
         asyncpg_url(database_url), connect_args={"server_settings": {"search_path": "segmenter"}}
     )
+    tune_gc()  # the segmenter process's collector settings, under which its sweeper runs
     try:
         started = time.perf_counter()
         swept = await sweep_once(engine, now=_now(), chunk=5_000)
