@@ -18,8 +18,16 @@ $(VENV)/.installed: $(MANIFESTS)
 run: install
 	$(BIN)/cartera up
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# The browser tests drive a real Chromium: Debian's package, installed once (as root, or with sudo).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+	  ($(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && \
+	   $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 lint: install
 	$(BIN)/ruff check .

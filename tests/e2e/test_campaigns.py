@@ -26,10 +26,13 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from playwright.sync_api import sync_playwright
 
 from campaigns.sink import list_mail, read_mail
 from cartera.stack import ServiceProcess, Stack
 from tests.e2e.helpers import unique, wait_for_customer, wait_for_status
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; playwright drives it, it downloads no browser
 
 
 def free_port() -> int:
@@ -192,7 +195,7 @@ class SlowSmtp:
 
 
 def test_killing_campaigns_while_it_sends_never_sends_a_message_twice(
-    stack: Stack, workspace: dict[str, str], campaigns: ServiceProcess
+    stack: Stack, workspace: dict[str, str], campaigns: ServiceProcess, sink: tuple[Path, int]
 ) -> None:
     no_quiet_hours(campaigns, workspace["admin"])
     smtp = SlowSmtp()
@@ -226,6 +229,8 @@ def test_killing_campaigns_while_it_sends_never_sends_a_message_twice(
         settled = wait_for(lambda: _settled(stack, batch, customers), timeout_s=90, what="every message settled")
     finally:
         controller.stop()
+        svc.stop()
+        start_campaigns(stack, sink)  # the later tests get the usual service, on the sink
 
     assert kills >= 3, "the sending was over before the service could be killed mid-way"
     assert smtp.received and max(smtp.received.values()) == 1, "a message was delivered twice"
@@ -329,3 +334,36 @@ def test_campaigns_and_templates_are_managed_over_the_api_with_clear_errors(
     assert httpx.get(f"{url}/messages", params={"state": "bogus"}, headers=reader).status_code == 422
     # Leave the shared workspace as it was: later lapses take the ready-made route again.
     assert httpx.post(f"{url}/campaigns/spring/disable", headers=admin).json()["enabled"] is False
+
+
+def test_a_customer_unsubscribes_in_a_real_browser_from_the_link_in_the_email(
+    stack: Stack, workspace: dict[str, str], sink: tuple[Path, int]
+) -> None:
+    campaigns = stack.services["campaigns"]  # the running one: another test may have restarted it
+    no_quiet_hours(campaigns, workspace["admin"])
+    cid, email = unique("br"), f"{unique('cy')}@example.com"
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    post(stack, workspace["write"], [
+        {"type": "profile_updated", "customer_id": cid, "name": "Cy", "email": email},
+        {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 20},
+    ])  # fmt: skip
+    [mail] = wait_for(lambda: mail_to(sink[0], email), what=f"mail to {email}")
+    _, body = read_mail(sink[0], mail.id) or (None, "")
+    found = next(word for word in body.split() if "/unsubscribe/" in word).strip("<>().,")
+    link = campaigns.url + found[found.index("/unsubscribe/") :]
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless"])
+        page = browser.new_page()
+        page.goto(link)
+        assert page.title() == "Unsubscribe"
+        assert "no more messages" in page.inner_text("body")
+        page.get_by_role("button", name="Unsubscribe").click()
+        page.wait_for_load_state()
+        assert page.inner_text("h1") == "You are unsubscribed"
+        browser.close()
+
+    reader = {"Authorization": f"Bearer {workspace['read']}"}
+    [e] = httpx.get(f"{campaigns.url}/enrolments", params={"customer_id": cid}, headers=reader).json()
+    assert (e["state"], e["outcome"]) == ("ended", "cancelled")
