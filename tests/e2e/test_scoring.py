@@ -56,6 +56,8 @@ def test_orders_through_ingest_are_fitted_and_scored(stack: Stack, workspace: di
     score = httpx.get(f"{scoring.url}/scores/s0", headers=reader)
     assert score.status_code == 200, score.text
     assert 0 <= score.json()["p_alive"] <= 1
+    assert datetime.fromisoformat(score.json()["next_purchase_at"]) > datetime.now(UTC) - timedelta(minutes=5)
+    assert score.json()["clv"] is not None and score.json()["expected_order_value"] > 0
     assert httpx.get(f"{scoring.url}/scores/nobody", headers=reader).status_code == 404
     refused = httpx.post(f"{scoring.url}/models/refit", headers=reader, json={})
     assert refused.status_code == 403

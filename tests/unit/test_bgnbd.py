@@ -225,3 +225,19 @@ def test_the_papers_form_takes_over_where_the_transformed_one_overflows() -> Non
         near.r + x, near.b + x, near.a + near.b + x - 1, z
     )
     assert np.allclose(reference, (near.a + near.b + x - 1) / (near.a - 1) * (1 - plain), rtol=1e-8)
+
+
+def test_the_median_wait_for_the_next_purchase_matches_a_simulation_of_the_posterior() -> None:
+    import numpy as np
+
+    from scoring.domain.bgnbd import BgNbdParams, median_days_to_next_purchase
+
+    params = BgNbdParams(r=0.243, alpha=30.9, a=0.793, b=2.426)
+    rng = np.random.default_rng(3)
+    for x, T in ((0.0, 100.0), (4.0, 200.0), (20.0, 365.0)):
+        rates = rng.gamma(params.r + x, 1.0 / (params.alpha + T), size=400_000)
+        waits = rng.exponential(1.0 / rates)
+        formula = float(median_days_to_next_purchase(params, x, T))
+        assert abs(np.median(waits) - formula) / formula < 0.02
+    waits = median_days_to_next_purchase(params, np.array([1.0, 2.0, 8.0]), np.array([200.0, 200.0, 200.0]))
+    assert waits[0] > waits[1] > waits[2] > 0  # more purchases in the same time: sooner

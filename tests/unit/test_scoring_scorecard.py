@@ -242,3 +242,23 @@ def test_a_change_without_a_status_change_counts_no_comeback() -> None:
     e = event("customer_changed", changes=["tier"], previous={"tier": "low"}, customer={"status": "lapsed"})
     assert comeback(CustomerChanged.model_validate(e.payload)) == (0, 0)
     assert fold_changes([e]).lapsed["w"] == 0
+
+
+def test_each_buyer_gets_a_next_purchase_date_sooner_for_frequent_buyers_and_none_for_leads() -> None:
+    found = rows(customers())
+    assert found["d"]["next_purchase_at"] is None  # a lead: no model figures at all
+    a, b, c = (found[k]["next_purchase_at"] for k in "abc")
+    assert a is not None and b is not None and c is not None
+    assert NOW < a < b < c  # six orders in 310 days comes back sooner than four in 400, or one in 500
+
+
+def test_the_value_horizon_is_the_workspaces_to_set() -> None:
+    from scoring.domain.rules import ScoringRules, ValueRules
+
+    longer = Context(ScoringRules(value=ValueRules(clv_months=24)), fit_id=7, purchases=PURCHASES, spend=SPEND)
+    short, long = rows(customers()), rows(customers(), longer)
+    assert long["a"]["clv"] > short["a"]["clv"] > 0
+    undiscounted = Context(
+        ScoringRules(value=ValueRules(monthly_discount_rate=0)), fit_id=7, purchases=PURCHASES, spend=SPEND
+    )
+    assert rows(customers(), undiscounted)["a"]["clv"] > short["a"]["clv"]

@@ -49,7 +49,13 @@ class Score(BaseModel):
     expected_90: float | None
     expected_365: float | None
     expected_order_value: float | None = Field(description="Gamma-Gamma expected spend per purchase.")
-    clv: float | None = Field(description="Discounted predicted value of the next 12 months.")
+    clv: float | None = Field(
+        description="Discounted predicted value over the workspace's horizon (rules.value: 12 months by default)."
+    )
+    next_purchase_at: datetime | None = Field(
+        default=None,
+        description="The median date of the next purchase if the customer is still a customer; read it with p_alive.",
+    )
     fallback: bool | None = Field(
         description="True when the customer has no repeat purchase yet: spend and value are the population's."
     )

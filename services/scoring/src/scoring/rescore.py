@@ -60,7 +60,7 @@ _OLD = "SELECT customer_id, published, publish_seq FROM score WHERE workspace_id
 _COLUMNS = {
     "workspace_id": "text", "customer_id": "text", "p_alive": "float8", "expected_30": "float8",
     "expected_90": "float8", "expected_365": "float8", "expected_order_value": "float8", "clv": "float8",
-    "fallback": "boolean", "fit_id": "bigint", "scored_at": "timestamptz", "value_now": "float8", "quadrant": "text",
+    "fallback": "boolean", "fit_id": "bigint", "scored_at": "timestamptz", "next_purchase_at": "timestamptz", "value_now": "float8", "quadrant": "text",
     "quadrant_reason": "text", "winback_worth": "boolean", "winback_intensity": "text", "p_reactivation": "float8",
     "predicted_value": "float8", "expected_return": "float8", "winback_cost": "float8", "lead_score": "float8",
     "lead_fit": "float8", "lead_engagement": "float8", "lookalike": "float8", "channel": "text",

@@ -69,6 +69,7 @@ score = Table(
     Column("fallback", Boolean),
     Column("fit_id", BigInteger),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("next_purchase_at", DateTime(timezone=True)),  # median, if still a customer
     Column("value_now", Float),  # trailing 12 months' margin (or revenue) minus cost to serve
     Column("quadrant", Text),
     Column("quadrant_reason", Text),

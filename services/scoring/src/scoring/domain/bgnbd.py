@@ -269,3 +269,14 @@ def sample(params: BgNbdParams, T: ArrayLike, rng: np.random.Generator) -> tuple
     x = np.minimum(arrivals, rng.geometric(leave))
     last = Ts * rng.beta(np.maximum(x, 1), arrivals - x + 1)
     return x.astype(np.float64), np.where(x > 0, last, 0.0)
+
+
+def median_days_to_next_purchase(params: BgNbdParams, x: ArrayLike, T: ArrayLike) -> Array:
+    """The median wait, from the end of the observation, for the next purchase of a customer who is still
+    a customer: given (x, T) their purchase rate is Gamma(r + x, α + T), so the wait is Lomax-distributed
+    with median (α + T)(2^(1/(r+x)) − 1). The mean would be infinite for r + x ≤ 1; the median never is.
+    Whether they are still a customer is P(alive)'s to say, beside it."""
+    xs, Ts = np.asarray(x, dtype=np.float64), np.asarray(T, dtype=np.float64)
+    shape = params.r + xs
+    out: Array = (params.alpha + Ts) * np.expm1(np.log(2.0) / shape)
+    return out

@@ -142,7 +142,19 @@ class LeadRules(_Frozen):
         return sorted(bands, key=lambda b: -b.min_score)
 
 
+class ValueRules(_Frozen):
+    """The predicted lifetime value's horizon and discounting."""
+
+    clv_months: int = Field(
+        default=12, ge=1, le=120, description="How far ahead CLV counts purchases, in 30-day months."
+    )
+    monthly_discount_rate: float = Field(
+        default=0.01, ge=0, le=0.5, description="Each month's purchases are worth 1/(1 + rate)^k today."
+    )
+
+
 class ScoringRules(_Frozen):
+    value: ValueRules = ValueRules()
     quadrants: QuadrantRules = QuadrantRules()
     winback: WinbackRules = WinbackRules()
     leads: LeadRules = LeadRules()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -82,14 +82,15 @@ class Values:
     expected: dict[int, Array]
     order_value: Array
     clv: Array
-    if_alive: Array  # 12-month discounted value if alive (revenue)
+    if_alive: Array  # discounted value over the CLV horizon if alive (revenue)
     value_now: Array
+    next_days: Array  # median days to the next purchase, if still a customer
 
 
 def values(c: Customers, ctx: Context) -> Values:
     n = len(c.ids)
     nan = np.full(n, np.nan)
-    p_alive, order_value, clv, if_alive = nan.copy(), nan.copy(), nan.copy(), nan.copy()
+    p_alive, order_value, clv, if_alive, next_days = nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
     expected = {h: nan.copy() for h in HORIZONS}
     scored = c.buyer & (ctx.purchases is not None)
     if ctx.purchases is not None and scored.any():
@@ -97,14 +98,19 @@ def values(c: Customers, ctx: Context) -> Values:
         p_alive[scored] = bgnbd.p_alive(ctx.purchases, x, t_x, T)
         for h in HORIZONS:
             expected[h][scored] = bgnbd.conditional_expected_purchases(ctx.purchases, h, x, t_x, T)
+        next_days[scored] = bgnbd.median_days_to_next_purchase(ctx.purchases, x, T)
         if ctx.spend is not None:
             spend = gamma_gamma.expected_average_value(ctx.spend, x, m)
             order_value[scored] = spend
-            if_alive[scored] = spend * discounted_purchases_if_alive(ctx.purchases, x, T)
+            horizon = ctx.rules.value
+            purchases = discounted_purchases_if_alive(
+                ctx.purchases, x, T, periods=horizon.clv_months, discount_rate=horizon.monthly_discount_rate
+            )
+            if_alive[scored] = spend * purchases
             clv[scored] = p_alive[scored] * if_alive[scored]
     profit = np.where(np.isfinite(c.margin_12m), c.margin_12m, c.revenue_12m) - c.cost_12m
     value_now = np.where(c.buyer | (c.cost_12m > 0), profit, np.nan)
-    return Values(scored, p_alive, expected, order_value, clv, if_alive, value_now)
+    return Values(scored, p_alive, expected, order_value, clv, if_alive, value_now, next_days)
 
 
 def workspace_thresholds(c: Customers, v: Values, rules: ScoringRules) -> Thresholds:
@@ -146,12 +152,17 @@ def decide(c: Customers, v: Values, ctx: Context, *, now: datetime) -> list[dict
         k: a.tolist() for k, a in zip(_WINBACK[2:], (p, d.predicted_value, d.expected_return, d.cost), strict=True)
     }
     scored, x, value_now = v.scored.tolist(), c.x.tolist(), v.value_now.tolist()
+    next_days = v.next_days.tolist()
     unprofitable = placement.unprofitable.tolist()
     rows = []
     for i, cid in enumerate(c.ids):
         row: dict[str, Any] = {"customer_id": cid, "scored_at": now, "value_now": _finite(value_now[i])}
         row |= {k: _finite(col[i]) if scored[i] else None for k, col in model.items()}
         row["fallback"] = x[i] == 0 if scored[i] else None
+        wait = next_days[i]
+        row["next_purchase_at"] = (
+            now + timedelta(days=wait) if scored[i] and math.isfinite(wait) and wait < 36_500 else None
+        )
         row["fit_id"] = ctx.fit_id if scored[i] else None
         row["quadrant"] = quadrants.name(codes[i])
         row["quadrant_reason"] = quadrants.reason(codes[i], unprofitable[i])
