@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
 import sys
@@ -164,6 +165,7 @@ async def run_campaigns(database_url: str, *, customers: int) -> list[Figure]:
         sink.terminate()
         sink.wait(10)
         await engine.dispose()
+        shutil.rmtree(mail_dir, ignore_errors=True)  # a hundred thousand emails nobody will read
 
     rate = sent / send_s if send_s else 0.0
     return [

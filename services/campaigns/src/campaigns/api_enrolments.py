@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaigns import catalogue, enrolments
 from campaigns.api_campaigns import CampaignId
+from campaigns.domain.model import Happened
+from campaigns.domain.uplift import Group
 from campaigns.reports import report
 from cartera_common.access import Principal, require
 
@@ -70,7 +74,7 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def _enrolment(row: Any, messages: list[MessageOut]) -> EnrolmentOut:
+def _enrolment(row: Mapping[Any, Any], messages: list[MessageOut]) -> EnrolmentOut:
     e = enrolments.from_row(row)
     return EnrolmentOut(
         enrolment_id=e.id,
@@ -90,7 +94,7 @@ def _enrolment(row: Any, messages: list[MessageOut]) -> EnrolmentOut:
     )
 
 
-def _fields(h: Any) -> dict[str, Any]:
+def _fields(h: Happened) -> dict[str, Any]:
     return {k: getattr(h, k) for k in ("at", "kind", "step", "variant", "message_id", "coupon", "detail")}
 
 
@@ -131,7 +135,7 @@ async def get_enrolment(
     return _enrolment(row, messages.get(enrolment_id, []))
 
 
-async def _messages(conn: Any, workspace_id: str, ids: list[str]) -> dict[str, list[MessageOut]]:
+async def _messages(conn: AsyncConnection, workspace_id: str, ids: list[str]) -> dict[str, list[MessageOut]]:
     if not ids:
         return {}
     sql = text(
@@ -224,7 +228,7 @@ class ReportOut(BaseModel):
     cycles: list[dict[str, float]]
 
 
-def _group(g: Any) -> GroupOut:
+def _group(g: Group) -> GroupOut:
     return GroupOut(
         customers=g.customers,
         reactivated=g.reactivated,
