@@ -119,6 +119,11 @@ class SmtpSink:
         self.process = None
 
 
+# PostgreSQL's defaults fit a small shared host. A development box runs bursts of writes (a history
+# import, a benchmark), and the 1 GB WAL default then forces checkpoints that stall commits for seconds.
+SERVER_SETTINGS = "-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min"
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server on 127.0.0.1:port with its data in `pgdata`, surviving restarts."""
@@ -154,7 +159,7 @@ class EmbeddedPostgres:
                 "-t",
                 "60",
                 "-o",
-                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                f"-h 127.0.0.1 -p {self.port} -k {self.pgdata} {SERVER_SETTINGS}",
                 "-l",
                 str(self.pgdata / "server.log"),
                 "start",
