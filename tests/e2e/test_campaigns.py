@@ -108,6 +108,22 @@ def mail_to(directory: Path, address: str) -> list[Any]:
     return [m for m in list_mail(directory, limit=10_000) if address in m.to]
 
 
+def lapsed_with_link(
+    stack: Stack, workspace: dict[str, str], sink: tuple[Path, int], campaigns: ServiceProcess, name: str
+) -> tuple[str, str]:
+    """A customer whose only order is long past, once their first email is in: (customer id, its unsubscribe link)."""
+    cid, email = unique(name.lower()), f"{unique(name.lower())}@example.com"
+    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    post(stack, workspace["write"], [
+        {"type": "profile_updated", "customer_id": cid, "name": name, "email": email},
+        {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 20},
+    ])  # fmt: skip
+    [mail] = wait_for(lambda: mail_to(sink[0], email), what=f"mail to {email}")
+    _, body = read_mail(sink[0], mail.id) or (None, "")
+    found = next(word for word in body.split() if "/unsubscribe/" in word).strip("<>().,")
+    return cid, campaigns.url + found[found.index("/unsubscribe/") :]  # the test's service runs on its own port
+
+
 def test_a_lapsed_customer_gets_the_first_message_and_an_order_stops_the_sequence(
     stack: Stack, workspace: dict[str, str], campaigns: ServiceProcess, sink: tuple[Path, int]
 ) -> None:
@@ -157,16 +173,7 @@ def test_the_unsubscribe_link_in_the_email_stops_the_sequence(
     stack: Stack, workspace: dict[str, str], campaigns: ServiceProcess, sink: tuple[Path, int]
 ) -> None:
     no_quiet_hours(campaigns, workspace["admin"])
-    cid, email = unique("un"), f"{unique('bo')}@example.com"
-    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
-    post(stack, workspace["write"], [
-        {"type": "profile_updated", "customer_id": cid, "name": "Bo", "email": email},
-        {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 20},
-    ])  # fmt: skip
-    [mail] = wait_for(lambda: mail_to(sink[0], email), what=f"mail to {email}")
-    _, body = read_mail(sink[0], mail.id) or (None, "")
-    found = next(word for word in body.split() if "/unsubscribe/" in word).strip("<>().,")
-    link = campaigns.url + found[found.index("/unsubscribe/") :]  # the test's service runs on its own port
+    cid, link = lapsed_with_link(stack, workspace, sink, campaigns, "Bo")
     page = httpx.get(link)
     assert page.status_code == 200 and "<form" in page.text  # a scanner following the link unsubscribes no one
     done = httpx.post(link)
@@ -341,16 +348,7 @@ def test_a_customer_unsubscribes_in_a_real_browser_from_the_link_in_the_email(
 ) -> None:
     campaigns = stack.services["campaigns"]  # the running one: another test may have restarted it
     no_quiet_hours(campaigns, workspace["admin"])
-    cid, email = unique("br"), f"{unique('cy')}@example.com"
-    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
-    post(stack, workspace["write"], [
-        {"type": "profile_updated", "customer_id": cid, "name": "Cy", "email": email},
-        {"type": "order_completed", "customer_id": cid, "occurred_at": long_ago, "order_id": f"{cid}-1", "amount": 20},
-    ])  # fmt: skip
-    [mail] = wait_for(lambda: mail_to(sink[0], email), what=f"mail to {email}")
-    _, body = read_mail(sink[0], mail.id) or (None, "")
-    found = next(word for word in body.split() if "/unsubscribe/" in word).strip("<>().,")
-    link = campaigns.url + found[found.index("/unsubscribe/") :]
+    cid, link = lapsed_with_link(stack, workspace, sink, campaigns, "Cy")
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
     with sync_playwright() as p:
