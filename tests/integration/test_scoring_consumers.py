@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cartera.stack import Servers
@@ -258,3 +259,24 @@ async def test_the_daily_run_lets_engagement_decay_in_workspaces_without_orders(
     later = await row(engine, ws, "q")
     assert later is not None and later["lead_engagement"] < fresh["lead_engagement"] / 2  # two half-lives
     assert [s.channel for s in await published(engine, ws, "q")] == ["personal_email", "email"]
+
+
+async def test_replicas_sharing_the_refit_timer_fit_each_workspace_once_per_interval(engine: AsyncEngine) -> None:
+    ws = "w-" + uuid.uuid4().hex[:8]
+    orders = [
+        env(ws, "order_completed", f"r{c}", START + timedelta(days=30 * k + c), order_id=f"r{c}-{k}", amount="20")
+        for c in range(12)
+        for k in range(1 + c % 4)
+    ]
+    await consume(engine, orders)
+    later = SettableClock(NOW + timedelta(days=400))  # every earlier fit is past its interval by now
+    replicas = [RefitScheduler(engine, later, 86_400), RefitScheduler(engine, later, 86_400)]
+    await asyncio.gather(*(r.tick() for r in replicas))
+    await replicas[0].tick()  # within the interval: nothing to do
+    async with engine.connect() as conn:
+        fits = (
+            await conn.execute(
+                text("SELECT kind, count(*) FROM model_fit WHERE workspace_id = :ws GROUP BY kind"), {"ws": ws}
+            )
+        ).all()
+    assert fits and all(n == 1 for _, n in fits), fits
