@@ -20,7 +20,7 @@ from cartera_common.clock import SettableClock
 from cartera_common.consumer import claim
 from cartera_common.events import Envelope
 from cartera_common.events.changes import ScoresUpdated
-from cartera_common.topics import CUSTOMER_CHANGES, EVENTS
+from cartera_common.topics import CAMPAIGN_OUTCOMES, CUSTOMER_CHANGES, EVENTS
 from scoring.domain.rules import Band, FitRule, LeadRules, ScoringRules
 from scoring.handlers import Handlers
 from scoring.refit import refit
@@ -52,7 +52,11 @@ def changed(ws: str, cid: str, status: str, previous: str | None, at: datetime, 
 
 
 async def consume(engine: AsyncEngine, events: list[Envelope], topic: str = EVENTS) -> None:
-    handler = HANDLERS.apply_events if topic == EVENTS else HANDLERS.apply_changes
+    handler = {
+        EVENTS: HANDLERS.apply_events,
+        CUSTOMER_CHANGES: HANDLERS.apply_changes,
+        CAMPAIGN_OUTCOMES: HANDLERS.apply_outcomes,
+    }[topic]
     async with engine.begin() as conn:
         await handler(conn, await claim(conn, topic, events, outcome="applied"))
 
@@ -280,3 +284,28 @@ async def test_replicas_sharing_the_refit_timer_fit_each_workspace_once_per_inte
             )
         ).all()
     assert fits and all(n == 1 for _, n in fits), fits
+
+
+async def test_the_workspaces_own_winback_record_counts_treatment_ends_once(engine: AsyncEngine) -> None:
+    ws = "w-" + uuid.uuid4().hex[:8]
+
+    def ended(cid: str, outcome: str, control: bool = False) -> Envelope:
+        return env(ws, "winback_ended", cid, NOW, campaign_id="winback-standard", outcome=outcome, control=control)
+
+    outcomes = [
+        ended("a", "reactivated"),
+        ended("b", "no_response"),
+        ended("c", "responded"),
+        ended("d", "reactivated", control=True),  # came back without a message: not the campaign's
+        ended("e", "cancelled"),  # nothing could be tried
+        env(ws, "message_sent", "a", NOW, campaign_id="winback-standard", channel="email"),
+    ]
+    await consume(engine, outcomes, CAMPAIGN_OUTCOMES)
+    await consume(engine, outcomes, CAMPAIGN_OUTCOMES)  # a redelivery changes nothing
+    async with engine.connect() as conn:
+        record = (
+            await conn.execute(
+                text("SELECT winbacks, winbacks_won FROM workspace_stats WHERE workspace_id = :ws"), {"ws": ws}
+            )
+        ).one()
+    assert tuple(record) == (3, 1)

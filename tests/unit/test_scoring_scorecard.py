@@ -262,3 +262,13 @@ def test_the_value_horizon_is_the_workspaces_to_set() -> None:
         ScoringRules(value=ValueRules(monthly_discount_rate=0)), fit_id=7, purchases=PURCHASES, spend=SPEND
     )
     assert rows(customers(), undiscounted)["a"]["clv"] > short["a"]["clv"]
+
+
+def test_a_workspace_with_a_winback_record_uses_it_for_the_chance_of_a_comeback() -> None:
+    from dataclasses import replace
+
+    general = rows(customers(), replace(FITTED, lapsed=100, returned=5))["b"]["p_reactivation"]
+    record = replace(FITTED, lapsed=100, returned=5, winbacks=200, winbacks_won=120)
+    proven = rows(customers(), record)["b"]["p_reactivation"]
+    assert general is not None and proven is not None
+    assert general < 0.2 < 0.5 < proven  # 5 % came back on their own; 60 % of win-backs worked

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from cartera_common.clock import Clock, clock_from_env
 from cartera_common.runtime import ServiceRuntime, Subscription, serve
-from cartera_common.topics import CUSTOMER_CHANGES, EVENTS
+from cartera_common.topics import CAMPAIGN_OUTCOMES, CUSTOMER_CHANGES, EVENTS
 from scoring import api, api_leads
 from scoring.handlers import Handlers
 from scoring.scheduler import RefitScheduler
@@ -32,6 +32,7 @@ def build_app(settings: ScoringSettings | None = None, clock: Clock | None = Non
         subscriptions=[
             Subscription(EVENTS, handlers.apply_events),
             Subscription(CUSTOMER_CHANGES, handlers.apply_changes, ".changes"),
+            Subscription(CAMPAIGN_OUTCOMES, handlers.apply_outcomes, ".outcomes"),
         ],
     )
     runtime.background = [RefitScheduler(runtime.engine, clock, settings.scoring_refit_interval_s)]

@@ -6,6 +6,8 @@ row locks in the same order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,6 +64,24 @@ _COMEBACKS = text(
     ON CONFLICT (workspace_id) DO UPDATE SET lapsed = s.lapsed + EXCLUDED.lapsed, returned = s.returned + EXCLUDED.returned
     """
 )
+
+_WINBACKS = text(
+    """
+    INSERT INTO workspace_stats AS s (workspace_id, winbacks, winbacks_won)
+    SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:tried AS bigint[]), CAST(:won AS bigint[]))
+    ON CONFLICT (workspace_id) DO UPDATE
+        SET winbacks = s.winbacks + EXCLUDED.winbacks, winbacks_won = s.winbacks_won + EXCLUDED.winbacks_won
+    """
+)
+
+
+async def count_winbacks(conn: AsyncConnection, tried: Mapping[str, int], won: Mapping[str, int]) -> None:
+    """Adds a batch's ended win-backs to each workspace's record (the inbox keeps a replay from counting twice)."""
+    workspaces = sorted(tried)
+    if workspaces:
+        params = {"ws": workspaces, "tried": [tried[w] for w in workspaces], "won": [won.get(w, 0) for w in workspaces]}
+        await conn.execute(_WINBACKS, params)
+
 
 _ERASE = [
     text(

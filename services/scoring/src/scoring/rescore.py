@@ -100,6 +100,8 @@ async def load_context(conn: AsyncConnection, ws: str) -> Context:
         repeat_rate=stats.get("repeat_rate"),
         lapsed=int(stats.get("lapsed") or 0),
         returned=int(stats.get("returned") or 0),
+        winbacks=int(stats.get("winbacks") or 0),
+        winbacks_won=int(stats.get("winbacks_won") or 0),
     )
 
 

@@ -142,6 +142,9 @@ workspace_stats = Table(
     Column("top_profile", JSONB),
     Column("lapsed", BigInteger, nullable=False, server_default="0"),
     Column("returned", BigInteger, nullable=False, server_default="0"),
+    # Win-backs that ran to an end in the treatment group, and those that brought the customer back.
+    Column("winbacks", BigInteger, nullable=False, server_default="0"),
+    Column("winbacks_won", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("workspace_id"),
 )
 

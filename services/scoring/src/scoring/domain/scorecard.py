@@ -73,6 +73,8 @@ class Context:
     repeat_rate: float | None = None  # share of buyers who bought twice
     lapsed: int = 0
     returned: int = 0
+    winbacks: int = 0  # win-backs that ran to an end in the treatment group
+    winbacks_won: int = 0  # and brought the customer back
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +143,9 @@ def decide(c: Customers, v: Values, ctx: Context, *, now: datetime) -> list[dict
     away = np.array([s in AWAY for s in c.status], dtype=bool)
     wins = (v.scored & away & np.isfinite(v.if_alive)).tolist()
     prior = np.where(c.x > 0, v.p_alive, ctx.repeat_rate if ctx.repeat_rate is not None else v.p_alive)
-    p = winback.p_reactivation(ctx.returned, ctx.lapsed, prior, rules.winback.prior_strength)
+    # The workspace's own win-back record when it has one; until then, how often lapsed customers came back.
+    won, tried = (ctx.winbacks_won, ctx.winbacks) if ctx.winbacks else (ctx.returned, ctx.lapsed)
+    p = winback.p_reactivation(won, tried, prior, rules.winback.prior_strength)
     d = winback.decide(p, v.if_alive, c.margin_rate, v.order_value, placement.unprofitable, rules.winback)
     worth, intensity = d.worth.tolist(), d.intensity.tolist()
     lead = _lead_columns(c, ctx)
