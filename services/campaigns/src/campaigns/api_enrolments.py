@@ -248,7 +248,9 @@ async def get_report(
     campaign_id: CampaignId,
     request: Request,
     principal: Principal = Depends(require("read")),
-    cycle: Annotated[int | None, Query(ge=1, description="One cycle of the loop; all cycles when absent.")] = None,
+    cycle: Annotated[
+        int | None, Query(ge=1, le=100_000, description="One cycle of the loop; all cycles when absent.")
+    ] = None,
 ) -> ReportOut:
     async with request.app.state.runtime.engine.connect() as conn:
         known = (await catalogue.listed(conn, [principal.workspace_id]))[principal.workspace_id]
