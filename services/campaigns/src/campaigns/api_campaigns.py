@@ -15,6 +15,7 @@ from campaigns.delivery.templates import TemplateError, Templates, TemplateSourc
 from campaigns.domain.model import Campaign
 from campaigns.domain.pacing import PacingRules
 from cartera_common.access import Principal, require
+from cartera_common.events.base import RefusesNul
 
 router = APIRouter(tags=["campaigns"])
 
@@ -41,7 +42,7 @@ class CampaignOut(BaseModel):
     campaign: Campaign
 
 
-class TemplateIn(BaseModel):
+class TemplateIn(RefusesNul):
     subject: str = Field(min_length=1, max_length=500, description="Jinja2; one line.")
     text: str = Field(min_length=1, max_length=50_000, description="Jinja2 plain-text body.")
     html: str | None = Field(

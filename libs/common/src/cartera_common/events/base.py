@@ -28,7 +28,28 @@ def _known_zone(value: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_known_zone), Field(description="IANA zone, e.g. Europe/Madrid")]
 
 
-class IncomingBase(BaseModel):
+class RefusesNul(BaseModel):
+    """A model whose input may hold no U+0000 anywhere: a 422 naming where, not a failure in PostgreSQL."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000; refusing it here keeps it from failing deep downstream.
+        # orjson escapes it as \u0000, so one fast dump finds it; the walk only runs when it is there.
+        try:
+            if b"\\u0000" not in orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS):
+                return data
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: walk it instead, the field check refuses it
+            pass
+        path = _nul_path(data, "")
+        if path is not None:
+            raise PydanticCustomError(
+                "nul_character", "must not contain the NUL character (U+0000)", {"path": path or "body"}
+            )
+        return data
+
+
+class IncomingBase(RefusesNul):
     """Fields every event carries in Cartera's flat HTTP format; unknown extra fields are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=True)
@@ -45,20 +66,6 @@ class IncomingBase(BaseModel):
     source: Annotated[str, Field(max_length=128)] | None = Field(
         default=None, description="The system that sent it (shop, pos, crm, …)."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul_characters(cls, data: Any) -> Any:
-        # PostgreSQL text cannot hold U+0000; refusing it here keeps it from failing deep downstream.
-        # orjson escapes it as \u0000, so one fast dump finds it; the walk only runs when it is there.
-        if b"\\u0000" not in orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS):
-            return data
-        path = _nul_path(data, "")
-        if path is not None:
-            raise PydanticCustomError(
-                "nul_character", "must not contain the NUL character (U+0000)", {"path": path or "body"}
-            )
-        return data
 
 
 def _nul_path(value: Any, path: str) -> str | None:

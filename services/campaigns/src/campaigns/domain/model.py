@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from cartera_common.events.base import RefusesNul
 from cartera_common.events.changes import CustomerSnapshot, Responsiveness, Status, Tier
 
 Channel = Literal["email", "webhook", "sms", "call_task"]
@@ -32,7 +33,7 @@ MIN_STEPS, MAX_STEPS = 4, 7
 CONSENT_FOR: dict[Channel, str | None] = {"email": "email", "sms": "sms", "call_task": "phone", "webhook": None}
 
 
-class _Frozen(BaseModel):
+class _Frozen(RefusesNul):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -20,12 +20,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from cartera_common.events.base import TimeZone
+from cartera_common.events.base import RefusesNul, TimeZone
 
 
-class PacingRules(BaseModel):
+class PacingRules(RefusesNul):
     """The workspace's pacing; validated at the edge, like the policy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

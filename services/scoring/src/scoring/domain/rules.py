@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from cartera_common.events.base import RefusesNul
 
 Quadrant = Literal["retain", "develop", "maintain", "abandon"]
 QUADRANTS: tuple[Quadrant, ...] = ("retain", "develop", "maintain", "abandon")
@@ -29,7 +31,7 @@ Share = Annotated[float, Field(gt=0, lt=1)]
 Points = Annotated[float, Field(ge=0, le=100)]
 
 
-class _Frozen(BaseModel):
+class _Frozen(RefusesNul):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
