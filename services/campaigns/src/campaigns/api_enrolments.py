@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaigns import catalogue, enrolments
 from campaigns.api_campaigns import CampaignId
-from campaigns.domain.model import Happened
 from campaigns.domain.uplift import Group
 from campaigns.reports import report
 from cartera_common.access import Principal, require
@@ -89,13 +89,9 @@ def _enrolment(row: Mapping[Any, Any], messages: list[MessageOut]) -> EnrolmentO
         outcome=e.outcome,
         ended_at=e.ended_at,
         credit=row["credit"],
-        path=[Step(**_fields(h)) for h in e.path],
+        path=[Step(**asdict(h)) for h in e.path],
         messages=messages,
     )
-
-
-def _fields(h: Happened) -> dict[str, Any]:
-    return {k: getattr(h, k) for k in ("at", "kind", "step", "variant", "message_id", "coupon", "detail")}
 
 
 @router.get("/enrolments", response_model=list[EnrolmentOut], summary="Enrolments, newest first, with their paths")

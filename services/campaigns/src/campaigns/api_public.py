@@ -7,6 +7,7 @@ one-click unsubscribe, which mail clients send from the `List-Unsubscribe-Post` 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from html import escape
 
@@ -115,7 +116,7 @@ async def get_mail(
     offset: int = Query(0, ge=0),
 ) -> list[MailOut]:
     found = list_mail(_mail_dir(request), limit=limit, offset=offset)
-    return [MailOut(**_fields(m)) for m in found]
+    return [MailOut(**asdict(m)) for m in found]
 
 
 @router.get(
@@ -127,7 +128,3 @@ async def get_one_mail(mail_id: str, request: Request, principal: Principal = De
         raise HTTPException(404, f"no mail {mail_id!r}")
     summary, body = found
     return f"From: {summary.mail_from}\nTo: {summary.to}\nSubject: {summary.subject}\n\n{body}"
-
-
-def _fields(m: object) -> dict[str, object]:
-    return {k: getattr(m, k) for k in MailOut.model_fields}

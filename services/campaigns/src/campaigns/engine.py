@@ -36,7 +36,6 @@ from cartera_common.topics import CAMPAIGN_OUTCOMES
 from cartera_common.tracing import trace_for
 
 SOURCE = "campaigns"
-WINBACK_STATUSES = ("lapsed", "lost")
 
 
 @dataclass
@@ -171,19 +170,7 @@ class Active:
 
 async def active(conn: AsyncConnection, keys: Iterable[CustomerKey]) -> dict[CustomerKey, list[Active]]:
     """The customers' running enrolments, locked, with what the machine needs beside them."""
-    keys = sorted(set(keys))
-    if not keys:
-        return {}
-    sql = f"""
-        SELECT {enrolments.COLUMNS} FROM enrolment e
-        JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
-          ON e.workspace_id = k.ws AND e.customer_id = k.cs
-        WHERE e.state = 'active'
-        ORDER BY e.enrolment_id FOR UPDATE OF e
-    """  # noqa: S608 - only the constant column list is formatted in
-    result = await conn.execute(text(sql), {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]})
-    rows = list(result.mappings())
-    return await _with_context(conn, rows)
+    return await _with_context(conn, await enrolments.of_customers(conn, keys, active_only=True, lock=True))
 
 
 async def _with_context(conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]]) -> dict[CustomerKey, list[Active]]:

@@ -107,22 +107,31 @@ async def save(conn: AsyncConnection, rows: Sequence[Mapping[str, object]]) -> N
         await conn.execute(_SAVE, {"rows": json_rows(rows)})
 
 
-async def history(
-    conn: AsyncConnection, keys: Iterable[CustomerKey], *, lock: bool = False
-) -> dict[CustomerKey, list[tuple[Enrolment, int]]]:
-    """Every enrolment of these customers with its cycle, oldest first; `lock` holds the active ones' rows."""
+async def of_customers(
+    conn: AsyncConnection, keys: Iterable[CustomerKey], *, active_only: bool = False, lock: bool = False
+) -> list[Mapping[Any, Any]]:
+    """The rows of these customers' enrolments, oldest first per customer: one order for every path that
+    locks them, so two paths never wait on each other crosswise."""
     keys = sorted(set(keys))
-    found: dict[CustomerKey, list[tuple[Enrolment, int]]] = defaultdict(list)
     if not keys:
-        return found
+        return []
     sql = f"""
         SELECT {COLUMNS} FROM enrolment e
         JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
           ON e.workspace_id = k.ws AND e.customer_id = k.cs
+        {"WHERE e.state = 'active'" if active_only else ""}
         ORDER BY e.workspace_id, e.customer_id, e.enrolled_at, e.enrolment_id
         {"FOR UPDATE OF e" if lock else ""}
-    """  # noqa: S608 - only the constant column list and lock clause are formatted in
+    """  # noqa: S608 - only the constant column list and fixed clauses are formatted in
     result = await conn.execute(text(sql), {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]})
-    for row in result.mappings():
+    return list(result.mappings())
+
+
+async def history(
+    conn: AsyncConnection, keys: Iterable[CustomerKey], *, lock: bool = False
+) -> dict[CustomerKey, list[tuple[Enrolment, int]]]:
+    """Every enrolment of these customers with its cycle, oldest first; `lock` holds their rows."""
+    found: dict[CustomerKey, list[tuple[Enrolment, int]]] = defaultdict(list)
+    for row in await of_customers(conn, keys, lock=lock):
         found[(row["workspace_id"], row["customer_id"])].append((from_row(row), row["cycle"]))
     return found

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from campaigns import customers, engine
 from campaigns.customers import CustomerKey
+from campaigns.domain.audience import WINBACK_STATUSES
 from campaigns.domain.machine import response_kind
 from campaigns.domain.model import Intensity, WinbackDecision
 from campaigns.engine import Batch, Order
@@ -27,7 +28,6 @@ from cartera_common.db import json_rows
 from cartera_common.events import Envelope
 from cartera_common.events.changes import CUSTOMER_CHANGED, SCORES_UPDATED, CustomerChanged, CustomerSnapshot
 
-WINBACK_STATUSES = ("lapsed", "lost")
 ENGAGEMENT_COLUMNS = {
     "delivered": "delivered_at",
     "opened": "opened_at",
