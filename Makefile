@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/ingest -e services/segmenter -e services/scoring -e services/campaigns -e '.[dev]'
 MANIFESTS := pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+# The browser tests drive a real Chromium: Debian's package, installed once (as root, or with sudo).
+# Defined before the rules that name it: make expands a prerequisite list as it reads it.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install run test lint format bench clean
 
@@ -21,8 +24,6 @@ run: install
 test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
 
-# The browser tests drive a real Chromium: Debian's package, installed once (as root, or with sudo).
-CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@echo "installing Debian's chromium for the browser tests"
 	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
