@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from cartera.stack import Stack
 from cartera_common.db import create_engine
@@ -95,6 +96,47 @@ async def test_a_rolled_back_row_is_never_published_and_does_not_block_the_rest(
         await conn.close()
     assert await publisher.publish_batch() == 1
     assert await published(stack, topic, 1) == [b"kept"]
+
+
+async def test_a_large_backlog_goes_out_in_batches_each_key_on_its_partition_in_order(
+    stack: Stack, relay: tuple[OutboxRelay, str, str]
+) -> None:
+    """More than one record batch per partition (8 KB values against 256 KB batches), several keys:
+    every message on the partition the producer's partitioner gives its key, in the order written."""
+    publisher, schema, topic = relay
+    rows = [(f"m{n:04d}", f"w:c{n % 7}", f"{n:04d}".encode() + b"." * 8_000) for n in range(300)]
+    conn = await asyncpg.connect(libpq_url(stack.database_url))
+    try:
+        await conn.executemany(
+            f"INSERT INTO {schema}.outbox (workspace_id, message_id, topic, key, value) VALUES ('w', $1, '{topic}', $2, $3)",
+            rows,
+        )
+    finally:
+        await conn.close()
+    assert await publisher.publish_batch() == 300
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or {0})
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen: dict[bytes, list[tuple[int, int]]] = {}
+        for _ in range(100):
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for r in records:
+                    assert r.key is not None and r.value is not None
+                    seen.setdefault(r.key, []).append((tp.partition, int(r.value[:4])))
+            if sum(map(len, seen.values())) >= 300:
+                break
+    finally:
+        await consumer.stop()
+    assert sum(map(len, seen.values())) == 300
+    for key, got in seen.items():
+        assert {p for p, _ in got} == {DefaultPartitioner()(key, partitions, partitions)}
+        numbers = [n for _, n in got]
+        assert numbers == sorted(numbers) and len(numbers) == len(set(numbers))
 
 
 async def test_housekeeping_forgets_event_ids_older_than_the_inbox_retention(

@@ -6,18 +6,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera_common.epoch import establish_epoch
 from cartera_common.errors import is_transient
 from cartera_common.failpoints import maybe_crash
+from cartera_common.kafka import KeyPartitions
 from cartera_common.metrics import OUTBOX_DEPTH, PUBLISHED, REPLAYED
 from cartera_common.settings import ServiceSettings, libpq_url
 from cartera_common.tracing import TRACEPARENT
@@ -44,7 +46,11 @@ def _headers(traceparent: str | None) -> list[tuple[str, bytes]] | None:
     return [(TRACEPARENT, traceparent.encode())] if traceparent else None
 
 
-_WAITING = text("SELECT EXISTS (SELECT 1 FROM outbox WHERE (txid, id) > (CAST(:txid AS xid8), :id))")
+# A row past the position, if any, found by walking the index from it. Not an EXISTS: the planner
+# drops ORDER BY and LIMIT inside one, guesses that a third of the table lies past the position,
+# and scans the table from its start; with the whole published backlog before the position, that
+# read every row of the outbox on each idle poll (50 to 90 ms at 200,000 rows, seen in the bench).
+_WAITING = text("SELECT 1 FROM outbox WHERE (txid, id) > (CAST(:txid AS xid8), :id) ORDER BY txid, id LIMIT 1")
 _POSITION = text("SELECT txid, last_id, epoch FROM relay_state WHERE relay = :r")
 _ENSURE_STATE = text("INSERT INTO relay_state (relay) VALUES (:r) ON CONFLICT (relay) DO NOTHING")
 _MOVE = text("UPDATE relay_state SET txid = CAST(:txid AS xid8), last_id = :id, updated_at = now() WHERE relay = :r")
@@ -94,6 +100,7 @@ class OutboxRelay:
         self._housekeeping_due = 0.0
         self.is_leader = False  # holds the publishing lock as of its last attempt
         self._waiting = False  # rows written but not yet publishable
+        self._partitions = KeyPartitions(producer)
 
     def wake(self) -> None:
         self._wake.set()
@@ -145,10 +152,7 @@ class OutboxRelay:
                 self._waiting = bool(await conn.scalar(_WAITING, claim))
                 return 0
             self._waiting = False
-            futures = [
-                await self._producer.send(r.topic, r.value, key=r.key.encode(), headers=_headers(r.tp)) for r in rows
-            ]
-            await asyncio.gather(*futures)
+            await self._send(rows)
             maybe_crash("relay.after_send")  # published, position not moved: republished, deduped downstream
             await conn.execute(_MOVE, {"txid": rows[-1].txid, "id": rows[-1].id, "r": self.service})
         counts: dict[str, int] = {}
@@ -157,6 +161,26 @@ class OutboxRelay:
         for topic, n in counts.items():
             PUBLISHED.labels(self.service, topic).inc(n)
         return len(rows)
+
+    async def _send(self, rows: Sequence[Row[Any]]) -> None:
+        """Appends the rows to one record batch per partition, in order, and waits for all of them:
+        a future and an accumulator pass per message cost the intake path more than the rest of
+        publishing. Partitions come from the key exactly as the producer's own partitioner picks them."""
+        open_batches: dict[tuple[str, int], BatchBuilder] = {}
+        sent: list[asyncio.Future[Any]] = []
+        for r in rows:
+            key = r.key.encode()
+            partition = await self._partitions.of(r.topic, key)
+            batch = open_batches.get((r.topic, partition))
+            if batch is None:
+                batch = open_batches[(r.topic, partition)] = self._producer.create_batch()
+            if batch.append(key=key, value=r.value, timestamp=None, headers=_headers(r.tp)) is None:
+                sent.append(await self._producer.send_batch(batch, r.topic, partition=partition))
+                batch = open_batches[(r.topic, partition)] = self._producer.create_batch()
+                batch.append(key=key, value=r.value, timestamp=None, headers=_headers(r.tp))  # fits an empty batch
+        for (topic, partition), batch in open_batches.items():
+            sent.append(await self._producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
 
     async def _tick(self) -> None:
         now = time.monotonic()
@@ -177,6 +201,7 @@ class OutboxRelay:
             state = await self._state(conn)
             if state.epoch == epoch:
                 return
+            self._partitions.forget()
             if state.epoch is not None:
                 replayed = await self._rewind(conn)
                 REPLAYED.labels(self.service).inc(replayed)
