@@ -270,3 +270,87 @@ async def test_a_run_that_stopped_while_publishing_is_published_by_the_next(engi
     assert unpublished == 0
     await recompute_portfolio(engine, ws, now=NOW)
     assert len(await published(engine, ws)) == len(told)
+
+
+async def _locked_last_buyer(engine: AsyncEngine, ws: str, orders: Orders) -> tuple[Any, str, str]:
+    """A session holding the row lock of the buyer a run writes last, and the first and last such buyers."""
+    buyers = sorted((cid for cid, (revenue, _) in expected(orders, NOW).items() if revenue > 0), key=str.encode)
+    blocker = await engine.connect()
+    await blocker.execute(
+        text("SELECT 1 FROM customer WHERE workspace_id = :ws AND customer_id = :c FOR UPDATE"),
+        {"ws": ws, "c": buyers[-1]},
+    )
+    return blocker, buyers[0], buyers[-1]
+
+
+async def _written(engine: AsyncEngine, ws: str, cid: str) -> None:
+    """Waits until the run's write of `cid` is committed (visible to another session)."""
+    for _ in range(400):
+        async with engine.connect() as conn:
+            at = await conn.scalar(
+                select(customer.c.classified_at).where(customer.c.workspace_id == ws, customer.c.customer_id == cid)
+            )
+        if at == NOW:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{cid} was never written")
+
+
+async def test_a_run_writes_in_chunks_so_a_consumer_waits_for_one_chunk_not_the_whole_portfolio(
+    engine: AsyncEngine, ws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segmenter.portfolio.WRITE_CHUNK", 16)
+    orders = portfolio(seed=9)
+    await seed(engine, ws, orders)
+    blocker, first, _ = await _locked_last_buyer(engine, ws, orders)
+    run = asyncio.create_task(recompute_portfolio(engine, ws, now=NOW))
+    try:
+        await _written(engine, ws, first)
+        async with engine.begin() as consumer:  # what the event handlers do: lock the customer, now
+            locked = await consumer.execute(
+                text("SELECT 1 FROM customer WHERE workspace_id = :ws AND customer_id = :c FOR UPDATE NOWAIT"),
+                {"ws": ws, "c": first},
+            )
+            assert locked.scalar() == 1
+        assert not run.done()  # still coming back for the customer the blocker holds
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+    done = await run
+    assert await stored(engine, ws) == expected(orders, NOW)
+    assert done.changed == sum(1 for v in expected(orders, NOW).values() if v[0] > 0 or v[1].rfm is not None)
+
+
+async def test_a_run_that_died_half_way_through_its_chunks_is_finished_and_published_by_the_next(
+    engine: AsyncEngine, ws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segmenter.portfolio.WRITE_CHUNK", 16)
+    orders = portfolio(seed=10)
+    await seed(engine, ws, orders)
+    blocker, first, _ = await _locked_last_buyer(engine, ws, orders)
+    run = asyncio.create_task(recompute_portfolio(engine, ws, now=NOW))
+    try:
+        await _written(engine, ws, first)
+        # The run's session (the one holding the workspace's run lock) dies before it can write the
+        # customer the blocker holds, as if the database connection were lost.
+        async with engine.connect() as admin:
+            killed = await admin.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            )
+        assert killed == 1
+        with pytest.raises(Exception):  # noqa: B017 - whichever error the lost connection surfaces as
+            await run
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+    assert await published(engine, ws) == []  # chunks were written, nothing was told yet
+
+    later = await recompute_portfolio(engine, ws, now=NOW)
+    assert await stored(engine, ws) == expected(orders, NOW)
+    told = [m["customer_id"] for m in await published(engine, ws)]
+    moved = {cid for cid, (_, c) in expected(orders, NOW).items() if c.tier is not None or c.pareto}
+    assert moved <= set(told) and len(told) == len(set(told))  # each once, from the dead run or this one
+    assert later.moved < len(moved)  # the dead run's chunks were not redone

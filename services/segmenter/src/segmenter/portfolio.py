@@ -1,22 +1,25 @@
 """The portfolio run: tiers, RFM scores and the Pareto flag of one workspace, recomputed set-based.
 
-The rules are those of `domain/classification.py`, which the tests hold this SQL to. A run is one
-transaction (docs/portfolio.md has the measured costs):
+The rules are those of `domain/classification.py`, which the tests hold this SQL to. A run
+(docs/portfolio.md has the measured costs):
 
 1. the trailing revenue of every customer with recent orders, ranked, goes into a temporary table:
    reading the orders is the biggest cost, `CREATE TABLE AS` is one of the few writing statements
    PostgreSQL gives parallel workers, and `ix_customer_order_revenue` halves the reading;
 2. one aggregate over the customers gives the counts, the total and the RFM cut points;
 3. the customers whose values differ are collected, in `customer_id` order, and only those are
-   updated, in that order: the order the event handlers lock customers in, so the two never deadlock;
+   updated, in that order and in chunks: the order the event handlers lock customers in, so the
+   two never deadlock, and in chunks of their own transactions (when the run owns its
+   connection), so a consumer batch waits for one chunk, not for the whole portfolio;
 4. the customers whose tier or Pareto flag moved go to `publish_changes`; the run is recorded in
-   `portfolio_run`.
+   `portfolio_run` before its first chunk, so a run that stops half-way is published by the next.
 
 A re-run over an unchanged portfolio therefore writes nothing but its `portfolio_run` row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -45,12 +48,19 @@ from segmenter.domain.classification import (
 # Sorts and hashes over a million customers fit in memory with this much; only this transaction gets it.
 _WORK_MEM = text("SET LOCAL work_mem = '256MB'")
 # One run per workspace at a time: two would compare against each other's half-written values.
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('segmenter.portfolio:' || :ws, 0))")
+# A run in the caller's transaction holds it for the transaction; a run in chunks, for the session.
+_LOCK_KEY = "hashtextextended('segmenter.portfolio:' || :ws, 0)"
+_LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+_SESSION_LOCK = text(f"SELECT pg_advisory_lock({_LOCK_KEY})")
+_UNLOCK = text(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
+# Temporary tables outlive a transaction, so a run in chunks keeps them; one that failed half-way
+# leaves them in its pooled session, and the next run starts by dropping them.
+_CLEAN = text("DROP TABLE IF EXISTS portfolio_revenue, portfolio_changed")
 
 # Every customer with orders in the window, ranked: the one pass over the orders, run by parallel workers.
 _REVENUE = text(
     """
-    CREATE TEMP TABLE portfolio_revenue ON COMMIT DROP AS
+    CREATE TEMP TABLE portfolio_revenue AS
     SELECT customer_id, revenue_12m, row_number() OVER w AS rank, sum(revenue_12m) OVER w - revenue_12m AS ahead
     FROM (
         SELECT customer_id, sum(amount - refunded) AS revenue_12m
@@ -96,12 +106,12 @@ _TIER = (
 )
 _PARETO = "({r}.revenue_12m > 0 AND {r}.ahead < CAST(:target AS numeric))"
 
-# Only the customers whose values differ, in the order the event handlers lock customers in.
-# Built from constants only, never from input.
+# Only the customers whose values differ, numbered in the order the event handlers lock customers
+# in. Built from constants only, never from input.
 _CHANGED = text(
     f"""
-    CREATE TEMP TABLE portfolio_changed ON COMMIT DROP AS
-    SELECT * FROM (
+    CREATE TEMP TABLE portfolio_changed AS
+    SELECT row_number() OVER (ORDER BY customer_id COLLATE "C") AS seq, false AS written, * FROM (
         SELECT c.customer_id, COALESCE(r.revenue_12m, 0) AS revenue_12m, {_TIER.format(r="r")} AS tier,
                {_score("last_order_at", "CAST(:r AS timestamptz[])")} AS rfm_r,
                {_score("order_count", "CAST(:f AS int[])")} AS rfm_f,
@@ -114,29 +124,49 @@ _CHANGED = text(
     ) n
     WHERE (revenue_12m, tier, rfm_r, rfm_f, rfm_m, pareto)
           IS DISTINCT FROM (was_revenue_12m, was_tier, was_r, was_f, was_m, was_pareto)
-    ORDER BY customer_id COLLATE "C"
     """  # noqa: S608
 )
+_CHANGED_KEY = text("ALTER TABLE portfolio_changed ADD PRIMARY KEY (seq)")
 
-_WRITE = text(
-    f"""
-    WITH written AS (
+# One chunk of the changes, by number (the seq index hands them over in locking order). `SKIP
+# LOCKED` (a run in chunks): customers a consumer batch holds are left for a later pass, so the run
+# never waits for a batch and a batch waits at most for one chunk; `left` counts them. Without it
+# (a run in the caller's transaction, which must not hold its chunks while it waits for others),
+# the chunk waits for them, in the same order as the handlers lock.
+_WRITE_TEMPLATE = """
+    WITH target AS (
+        SELECT n.seq, n.customer_id FROM portfolio_changed n
+        JOIN customer c ON c.workspace_id = :ws AND c.customer_id = n.customer_id
+        WHERE n.seq > :after AND n.seq <= :last AND NOT n.written
+        ORDER BY n.seq
+        FOR UPDATE OF c {skip}
+    ), written AS (
         UPDATE customer c
         SET revenue_12m = n.revenue_12m, tier = n.tier, rfm_r = n.rfm_r, rfm_f = n.rfm_f, rfm_m = n.rfm_m,
             pareto = n.pareto, classified_at = CAST(:now AS timestamptz)
-        FROM portfolio_changed n
-        WHERE c.workspace_id = :ws AND c.customer_id = n.customer_id
-        RETURNING c.customer_id, n.tier IS DISTINCT FROM n.was_tier OR n.pareto <> n.was_pareto AS moved
+        FROM target t JOIN portfolio_changed n ON n.seq = t.seq
+        WHERE c.workspace_id = :ws AND c.customer_id = t.customer_id
+        RETURNING t.seq, c.customer_id, n.tier IS DISTINCT FROM n.was_tier OR n.pareto <> n.was_pareto AS moved
+    ), marked AS (
+        UPDATE portfolio_changed p SET written = true FROM written w WHERE p.seq = w.seq
     )
-    SELECT (SELECT count(*) FROM written) AS changed,
-           (SELECT COALESCE(array_agg(customer_id), '{{}}') FROM written WHERE moved) AS moved,
-           floors.*
-    FROM (
-        SELECT count(*) FILTER (WHERE {_PARETO.format(r="p")}) AS pareto,
-               min(revenue_12m) FILTER (WHERE {_PARETO.format(r="p")}) AS pareto_floor,
-               {", ".join(f"min(revenue_12m) FILTER (WHERE {_TIER.format(r='p')} = '{t}') AS {t}" for t in TIERS)}
-        FROM portfolio_revenue p
-    ) floors
+    SELECT count(*) AS changed, COALESCE(array_agg(customer_id) FILTER (WHERE moved), '{{}}') AS moved,
+           (SELECT count(*) FROM portfolio_changed n
+              JOIN customer c ON c.workspace_id = :ws AND c.customer_id = n.customer_id
+             WHERE n.seq > :after AND n.seq <= :last AND NOT n.written) - count(*) AS left
+    FROM written
+"""
+_WRITE_SKIPPING = text(_WRITE_TEMPLATE.format(skip="SKIP LOCKED"))
+_WRITE_WAITING = text(_WRITE_TEMPLATE.format(skip=""))
+WRITE_CHUNK = 1_000
+
+_FLOORS = text(
+    f"""
+    SELECT count(*) FILTER (WHERE {_PARETO.format(r="p")}) AS pareto,
+           min(revenue_12m) FILTER (WHERE {_PARETO.format(r="p")}) AS pareto_floor,
+           {", ".join(f"min(revenue_12m) FILTER (WHERE {_TIER.format(r='p')} = '{t}') AS {t}" for t in TIERS)},
+           (SELECT count(*) FROM portfolio_changed) AS changes
+    FROM portfolio_revenue p
     """  # noqa: S608
 )
 
@@ -154,11 +184,20 @@ _WORKSPACES = text(
     """
 )
 
+# Recorded unpublished before the first change is written, completed after the last.
 _RECORD = text(
     """
-    INSERT INTO portfolio_run (workspace_id, ran_at, as_of, customers, changed, stats, duration_ms, published_at)
-    VALUES (:ws, clock_timestamp(), :now, :customers, :changed, CAST(:stats AS jsonb), :duration_ms,
-            CASE WHEN :published THEN clock_timestamp() END)
+    INSERT INTO portfolio_run (workspace_id, ran_at, as_of, customers, changed, stats, duration_ms)
+    VALUES (:ws, clock_timestamp(), :now, :customers, 0, '{}', 0)
+    RETURNING ran_at
+    """
+)
+_COMPLETE = text(
+    """
+    UPDATE portfolio_run
+    SET changed = :changed, stats = CAST(:stats AS jsonb), duration_ms = :duration_ms,
+        published_at = CASE WHEN :published THEN clock_timestamp() END
+    WHERE workspace_id = :ws AND ran_at = :ran_at
     """
 )
 
@@ -219,17 +258,25 @@ async def recompute_portfolio(
 async def _run_then_publish(
     engine: AsyncEngine, ws: str, now: datetime, tier_shares: Sequence[Share], pareto_share: Share
 ) -> PortfolioRun:
-    """Classifies in one transaction, then publishes in short ones: a first classification moves
-    most of a portfolio, and publishing it inside the classification would hold every customer's
-    row lock (and stall the consumers) for minutes."""
+    """Classifies, writing in chunks of short transactions, then publishes in short ones too: a
+    first classification moves most of a portfolio, and doing either in one transaction would hold
+    every customer's row lock (and stall the consumers) for minutes."""
     async with engine.connect() as conn:
-        pending = [r[0] for r in await conn.execute(_UNPUBLISHED, {"ws": ws})]
-    for as_of in pending:  # an earlier run stopped while publishing
-        async with engine.connect() as conn:
-            keys = [(ws, r[0]) for r in await conn.execute(_CHANGED_BY, {"ws": ws, "as_of": as_of})]
-        await _publish(engine, ws, keys, as_of=as_of, now=now)
-    async with engine.begin() as conn:
-        run, moved = await _classify_and_record(conn, ws, now, tier_shares, pareto_share, publish=False)
+        await conn.execute(_SESSION_LOCK, {"ws": ws})
+        await conn.commit()
+        try:
+            pending = [r[0] for r in await conn.execute(_UNPUBLISHED, {"ws": ws})]
+            for as_of in pending:  # an earlier run stopped while writing or publishing
+                keys = [(ws, r[0]) for r in await conn.execute(_CHANGED_BY, {"ws": ws, "as_of": as_of})]
+                await conn.commit()
+                await _publish(engine, ws, keys, as_of=as_of, now=now)
+            run, moved = await _classify_and_record(
+                conn, ws, now, tier_shares, pareto_share, publish=False, chunked=True
+            )
+        finally:
+            await conn.rollback()  # whatever a failure left open
+            await conn.execute(_UNLOCK, {"ws": ws})
+            await conn.commit()
     started = time.perf_counter()
     published = await _publish(engine, ws, [(ws, c) for c in moved], as_of=now, now=now)
     return dataclasses.replace(
@@ -251,6 +298,7 @@ async def _run(
     conn: AsyncConnection, ws: str, now: datetime, tier_shares: Sequence[Share], pareto_share: Share
 ) -> PortfolioRun:
     """All in the caller's transaction, publishing included."""
+    await conn.execute(_LOCK, {"ws": ws})
     run, _ = await _classify_and_record(conn, ws, now, tier_shares, pareto_share, publish=True)
     return run
 
@@ -263,42 +311,78 @@ async def _classify_and_record(
     pareto_share: Share,
     *,
     publish: bool,
+    chunked: bool = False,
 ) -> tuple[PortfolioRun, list[str]]:
+    """`chunked`: commit the setup and every chunk of writes on their own (the caller holds the
+    workspace's lock for the session); else all of it is the caller's one transaction."""
     started = time.perf_counter()
-    await conn.execute(_LOCK, {"ws": ws})
     await conn.execute(_WORK_MEM)
-    cuts, applied, ranks = await _classify(conn, ws, now, tier_shares, pareto_share)
+    cuts, ranks, floors, params = await _classify(conn, ws, now, tier_shares, pareto_share)
+    ran_at = await conn.scalar(_RECORD, {"ws": ws, "now": now, "customers": cuts["customers"]})
+    if chunked:
+        await conn.commit()
+    changed, moved = await _write(conn, params, floors["changes"], chunked=chunked)
+    await conn.execute(_DROP)
     classified = time.perf_counter()
-    moved = list(applied["moved"])
     published = await publish_changes(conn, [(ws, c) for c in moved], now=now) if publish else 0
-    done = time.perf_counter()
-    stats = _stats(cuts, applied, ranks, tier_shares, pareto_share) | {
+    done_at = time.perf_counter()
+    stats = _stats(cuts, floors, changed, len(moved), ranks, tier_shares, pareto_share) | {
         "published": published,
         "classify_ms": _ms(classified - started),
-        "publish_ms": _ms(done - classified),
+        "publish_ms": _ms(done_at - classified),
     }
-    run = PortfolioRun(
-        ws, now, cuts["customers"], applied["changed"], len(applied["moved"]), published, _ms(done - started)
-    )
+    run = PortfolioRun(ws, now, cuts["customers"], changed, len(moved), published, _ms(done_at - started))
     await conn.execute(
-        _RECORD,
+        _COMPLETE,
         {
             "ws": ws,
-            "now": now,
-            "customers": run.customers,
-            "changed": run.changed,
+            "ran_at": ran_at,
+            "changed": changed,
             "stats": orjson.dumps(stats, default=str).decode(),
             "duration_ms": run.duration_ms,
             "published": publish,
         },
     )
+    if chunked:
+        await conn.commit()
     return run, moved
+
+
+async def _write(
+    conn: AsyncConnection, params: dict[str, Any], changes: int, *, chunked: bool
+) -> tuple[int, list[str]]:
+    """Writes the changes chunk by chunk; returns how many rows were written and who moved.
+
+    In chunks of their own transactions, a pass writes what no consumer batch holds, and passes
+    repeat (a moment apart, while those batches commit) until nothing is left; a customer erased
+    since the classification is simply not there to write."""
+    written, moved = 0, list[str]()
+    ranges = list(range(0, changes, WRITE_CHUNK))
+    while ranges:
+        unfinished = []
+        for after in ranges:
+            chunk = params | {"after": after, "last": after + WRITE_CHUNK}
+            if chunked:
+                done = (await conn.execute(_WRITE_SKIPPING, chunk)).one()
+                await conn.commit()
+            else:
+                async with _without(conn, "enable_hashjoin", "enable_mergejoin"):  # a nested loop keeps the order
+                    done = (await conn.execute(_WRITE_WAITING, chunk)).one()
+            written, moved = written + done.changed, moved + list(done.moved)
+            if done.left:
+                unfinished.append(after)
+        ranges = unfinished
+        if ranges:
+            await asyncio.sleep(0.05)
+    return written, moved
 
 
 async def _classify(
     conn: AsyncConnection, ws: str, now: datetime, tier_shares: Sequence[Share], pareto_share: Share
-) -> tuple[RowMapping, RowMapping, dict[str, int]]:
-    """Writes the new classification; returns the totals, what was written, and the tiers' last ranks."""
+) -> tuple[RowMapping, dict[str, int], RowMapping, dict[str, Any]]:
+    """Computes the new classification into portfolio_changed; returns the totals, the tiers' last
+    ranks, the floors, and the parameters a chunk of writes takes."""
+    await conn.execute(_CLEAN)
     # The planner underestimates how many customers a workspace has (n_distinct) and hashes all the
     # orders; the covering index hands them over already grouped by customer, in about half the time.
     async with _without(conn, "enable_seqscan"):
@@ -308,11 +392,9 @@ async def _classify(
     target = pareto_fraction(pareto_share) * cuts["total"]
     params = {"ws": ws, "now": now, "r": cuts["r"], "f": cuts["f"], "m": cuts["m"], "target": target} | ranks
     await conn.execute(_CHANGED, params)
-    # A nested loop over the sorted changes is what keeps the row locks in customer_id order.
-    async with _without(conn, "enable_hashjoin", "enable_mergejoin"):
-        applied = (await conn.execute(_WRITE, params)).mappings().one()
-    await conn.execute(_DROP)
-    return cuts, applied, ranks
+    await conn.execute(_CHANGED_KEY)
+    floors = (await conn.execute(_FLOORS, params)).mappings().one()
+    return cuts, ranks, floors, params
 
 
 @asynccontextmanager
@@ -331,7 +413,9 @@ def _ms(seconds: float) -> int:
 
 def _stats(
     cuts: RowMapping,
-    applied: RowMapping,
+    floors: RowMapping,
+    changed: int,
+    moved: int,
     ranks: Mapping[str, int],
     tier_shares: Sequence[Share],
     share: Share,
@@ -344,11 +428,11 @@ def _stats(
         "revenue_12m": cuts["total"],
         "tier_shares": [str(exact(s)) for s in tier_shares],
         "tier_last_rank": dict(zip(TIERS, ranks.values(), strict=False)),
-        "tier_floor": {t: applied[t] for t in TIERS},
+        "tier_floor": {t: floors[t] for t in TIERS},
         "pareto_share": str(exact(share)),
-        "pareto": applied["pareto"],
-        "pareto_floor": applied["pareto_floor"],
+        "pareto": floors["pareto"],
+        "pareto_floor": floors["pareto_floor"],
         "rfm_cuts": {"r": cuts["r"], "f": cuts["f"], "m": cuts["m"]},
-        "changed": applied["changed"],
-        "moved": len(applied["moved"]),
+        "changed": changed,
+        "moved": moved,
     }
