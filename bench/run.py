@@ -28,6 +28,10 @@ class Ctx:
         return self.stack.services["ingest"].url
 
     @property
+    def segmenter(self) -> str:
+        return self.stack.services["segmenter"].url
+
+    @property
     def key(self) -> str:
         return self.stack.keys["write"]
 
@@ -50,7 +54,7 @@ async def run(stack: Stack, servers: Servers, args: argparse.Namespace, run_id: 
     load = await machine_load()
     print(f"machine load before starting (services idle): {load:.2f} of {os.cpu_count()} cores", flush=True)
     print("warming up (consumer group join, caches, pools) …", flush=True)
-    await warm_up(ctx.ingest, ctx.key, stack.database_url, run_id=run_id)
+    await warm_up(ctx.ingest, ctx.key, stack.database_url, ctx.segmenter, run_id=run_id)
     first_id = await baselines.last_intake_id(stack.database_url)
     tp = await throughput_phase(ctx)
     waited, maintenance = await settle(stack.database_url, ctx.meter)
@@ -75,7 +79,7 @@ async def throughput_phase(ctx: Ctx) -> ThroughputResult:
 
     async with WaitSampler(ctx.stack.database_url) as waits:
         tp = await run_throughput(
-            ctx.ingest, ctx.key, ctx.stack.database_url, bodies,
+            ctx.ingest, ctx.key, ctx.stack.database_url, ctx.segmenter, bodies,
             events=a.events, concurrency=a.concurrency, meter=ctx.meter, on_posted=posted,
         )  # fmt: skip
     if tp.new != a.events:
