@@ -45,6 +45,7 @@ class Subscription:
     topic: str
     handler: Handler
     group_suffix: str = ""
+    lanes: int = 1  # batches over disjoint partitions applied side by side (consumer.split_lanes)
 
 
 class Background(Protocol):
@@ -104,6 +105,7 @@ class ServiceRuntime:
                 admin=self._admin,
                 settings=self.settings,
                 handler=sub.handler,
+                lanes=sub.lanes,
             )
             for sub in subs
         ]
