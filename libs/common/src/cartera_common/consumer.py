@@ -112,7 +112,9 @@ class ConsumerLoop:
                 lanes = split_lanes(batches, self.lanes)
                 if not lanes:
                     continue
-                await asyncio.gather(*(self._apply_with_retry(records) for records in lanes))
+                async with asyncio.TaskGroup() as applying:  # a lane that fails stops the others
+                    for records in lanes:
+                        applying.create_task(self._apply_with_retry(records))
                 await self._commit(consumer, batches)
         finally:
             self.consumer = None
