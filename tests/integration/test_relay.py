@@ -6,11 +6,13 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from cartera.stack import Stack
+from cartera_common import relay as relay_module
 from cartera_common.db import create_engine
 from cartera_common.kafka import make_admin, make_producer
 from cartera_common.migrations import create_plumbing_tables
@@ -158,3 +160,31 @@ async def test_housekeeping_forgets_event_ids_older_than_the_inbox_retention(
     finally:
         await conn.close()
     assert sorted(row["event_id"] for row in left) == sorted(f"kept-{g}" for g in range(1, 11))
+
+
+async def test_the_idle_check_for_waiting_rows_reads_the_index_not_the_published_backlog(
+    relay: tuple[OutboxRelay, str, str], stack: Stack
+) -> None:
+    """With everything published, "is a row waiting?" must cost a few index pages whatever the size
+    of the outbox: the relay asks it on every idle poll. Checked on the generic plan PostgreSQL
+    settles on for a prepared statement, before the table has statistics (a fast-growing outbox
+    outruns autovacuum): as an EXISTS, that plan was a scan of the whole table."""
+    publisher, schema, topic = relay
+    conn = await asyncpg.connect(libpq_url(stack.database_url))
+    try:
+        await conn.execute(
+            f"INSERT INTO {schema}.outbox (workspace_id, message_id, topic, key, value) "
+            f"SELECT 'w', 'm' || g, '{topic}', 'w:c', '\\x00' FROM generate_series(1, 30000) g"
+        )
+        while await publisher.publish_batch():
+            pass
+        position = await conn.fetchrow(f"SELECT txid, last_id FROM {schema}.relay_state")
+        await conn.execute(f"SET search_path = {schema}; SET plan_cache_mode = force_generic_plan")
+        sql = str(relay_module._WAITING.compile(compile_kwargs={})).replace(":txid", "$1").replace(":id", "$2")
+        [[plan]] = await conn.fetch(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", position["txid"], position["last_id"]
+        )
+    finally:
+        await conn.close()
+    top = orjson.loads(plan)[0]["Plan"]
+    assert top["Shared Hit Blocks"] + top.get("Shared Read Blocks", 0) < 20, top
