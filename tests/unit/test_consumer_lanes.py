@@ -1,10 +1,10 @@
-"""Splitting a polled batch into lanes that never share a partition, hence never a customer."""
+"""Splitting a polled batch into lane shares that never share a partition, hence never a customer."""
 
 from __future__ import annotations
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from cartera_common.consumer import split_lanes
+from cartera_common.consumer import Batches, split_lanes
 
 
 def record(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -14,24 +14,24 @@ def record(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
     )  # fmt: skip
 
 
-def batches(*sizes: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+def batches(*sizes: int) -> Batches:
     return {TopicPartition("events", p): [record(p, o) for o in range(n)] for p, n in enumerate(sizes)}
 
 
-def test_each_partition_goes_whole_to_one_lane_in_its_order() -> None:
-    lanes = split_lanes(batches(3, 0, 2, 4), 2)
-    assert len(lanes) == 2
-    seen = [[(r.partition, r.offset) for r in lane] for lane in lanes]
-    assert sorted(p for lane in seen for p, _ in lane) == [0, 0, 0, 2, 2, 3, 3, 3, 3]
-    for lane in seen:
-        for partition in {p for p, _ in lane}:
-            offsets = [o for p, o in lane if p == partition]
-            assert offsets == sorted(offsets)
-    partitions = [{p for p, _ in lane} for lane in seen]
-    assert not partitions[0] & partitions[1]
+def test_a_partition_always_goes_whole_to_the_same_lane_in_its_order() -> None:
+    """Lanes run independently, so a partition that changed lanes between polls could overtake itself."""
+    first, later = split_lanes(batches(3, 0, 2, 4), 2), split_lanes(batches(1, 5, 1, 0), 2)
+    for shares in (first, later):
+        assert len(shares) == 2
+        for lane, share in enumerate(shares):
+            for tp, records in share.items():
+                assert tp.partition % 2 == lane
+                assert [r.offset for r in records] == sorted(r.offset for r in records)
+                assert {r.partition for r in records} == {tp.partition}
+    assert sorted(tp.partition for share in first for tp in share) == [0, 2, 3]  # empty partitions left out
 
 
-def test_one_lane_is_the_whole_batch_and_empty_lanes_are_dropped() -> None:
-    assert [len(lane) for lane in split_lanes(batches(3, 2), 1)] == [5]
-    assert [len(lane) for lane in split_lanes(batches(3), 2)] == [3]
-    assert split_lanes(batches(0, 0), 2) == []
+def test_one_lane_takes_the_whole_batch() -> None:
+    [share] = split_lanes(batches(3, 2), 1)
+    assert sum(len(records) for records in share.values()) == 5
+    assert split_lanes(batches(0, 0), 2) == [{}, {}]
