@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -272,17 +273,6 @@ async def test_a_run_that_stopped_while_publishing_is_published_by_the_next(engi
     assert len(await published(engine, ws)) == len(told)
 
 
-async def _locked_last_buyer(engine: AsyncEngine, ws: str, orders: Orders) -> tuple[Any, str, str]:
-    """A session holding the row lock of the buyer a run writes last, and the first and last such buyers."""
-    buyers = sorted((cid for cid, (revenue, _) in expected(orders, NOW).items() if revenue > 0), key=str.encode)
-    blocker = await engine.connect()
-    await blocker.execute(
-        text("SELECT 1 FROM customer WHERE workspace_id = :ws AND customer_id = :c FOR UPDATE"),
-        {"ws": ws, "c": buyers[-1]},
-    )
-    return blocker, buyers[0], buyers[-1]
-
-
 async def _written(engine: AsyncEngine, ws: str, cid: str) -> None:
     """Waits until the run's write of `cid` is committed (visible to another session)."""
     for _ in range(400):
@@ -296,16 +286,39 @@ async def _written(engine: AsyncEngine, ws: str, cid: str) -> None:
     raise AssertionError(f"{cid} was never written")
 
 
-async def test_a_run_writes_in_chunks_so_a_consumer_waits_for_one_chunk_not_the_whole_portfolio(
-    engine: AsyncEngine, ws: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("segmenter.portfolio.WRITE_CHUNK", 16)
+
+
+@asynccontextmanager
+async def run_held_at_its_last_buyer(
+    engine: AsyncEngine, ws: str, orders: Orders
+) -> AsyncIterator[tuple[asyncio.Task[Any], str]]:
+    """A run started while another session holds the row lock of the buyer it writes last; yields
+    once the run's write of the first buyer is committed (the run and that buyer), and lets go after."""
+    buyers = sorted((cid for cid, (revenue, _) in expected(orders, NOW).items() if revenue > 0), key=str.encode)
+    blocker = await engine.connect()
+    try:
+        await blocker.execute(
+            text("SELECT 1 FROM customer WHERE workspace_id = :ws AND customer_id = :c FOR UPDATE"),
+            {"ws": ws, "c": buyers[-1]},
+        )
+        run = asyncio.create_task(recompute_portfolio(engine, ws, now=NOW))
+        await _written(engine, ws, buyers[0])
+        yield run, buyers[0]
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+
+
+@pytest.mark.usefixtures("small_chunks")
+async def test_a_run_writes_in_chunks_so_a_consumer_waits_for_one_chunk_not_the_whole_portfolio(
+    engine: AsyncEngine, ws: str
+) -> None:
     orders = portfolio(seed=9)
     await seed(engine, ws, orders)
-    blocker, first, _ = await _locked_last_buyer(engine, ws, orders)
-    run = asyncio.create_task(recompute_portfolio(engine, ws, now=NOW))
-    try:
-        await _written(engine, ws, first)
+    async with run_held_at_its_last_buyer(engine, ws, orders) as (run, first):
         async with engine.begin() as consumer:  # what the event handlers do: lock the customer, now
             locked = await consumer.execute(
                 text("SELECT 1 FROM customer WHERE workspace_id = :ws AND customer_id = :c FOR UPDATE NOWAIT"),
@@ -313,24 +326,18 @@ async def test_a_run_writes_in_chunks_so_a_consumer_waits_for_one_chunk_not_the_
             )
             assert locked.scalar() == 1
         assert not run.done()  # still coming back for the customer the blocker holds
-    finally:
-        await blocker.rollback()
-        await blocker.close()
     done = await run
     assert await stored(engine, ws) == expected(orders, NOW)
     assert done.changed == sum(1 for v in expected(orders, NOW).values() if v[0] > 0 or v[1].rfm is not None)
 
 
+@pytest.mark.usefixtures("small_chunks")
 async def test_a_run_that_died_half_way_through_its_chunks_is_finished_and_published_by_the_next(
-    engine: AsyncEngine, ws: str, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, ws: str
 ) -> None:
-    monkeypatch.setattr("segmenter.portfolio.WRITE_CHUNK", 16)
     orders = portfolio(seed=10)
     await seed(engine, ws, orders)
-    blocker, first, _ = await _locked_last_buyer(engine, ws, orders)
-    run = asyncio.create_task(recompute_portfolio(engine, ws, now=NOW))
-    try:
-        await _written(engine, ws, first)
+    async with run_held_at_its_last_buyer(engine, ws, orders) as (run, _):
         # The run's session (the one holding the workspace's run lock) dies before it can write the
         # customer the blocker holds, as if the database connection were lost.
         async with engine.connect() as admin:
@@ -343,9 +350,6 @@ async def test_a_run_that_died_half_way_through_its_chunks_is_finished_and_publi
         assert killed == 1
         with pytest.raises(Exception):  # noqa: B017 - whichever error the lost connection surfaces as
             await run
-    finally:
-        await blocker.rollback()
-        await blocker.close()
     assert await published(engine, ws) == []  # chunks were written, nothing was told yet
 
     later = await recompute_portfolio(engine, ws, now=NOW)

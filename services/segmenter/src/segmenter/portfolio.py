@@ -53,8 +53,9 @@ _LOCK_KEY = "hashtextextended('segmenter.portfolio:' || :ws, 0)"
 _LOCK = text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
 _SESSION_LOCK = text(f"SELECT pg_advisory_lock({_LOCK_KEY})")
 _UNLOCK = text(f"SELECT pg_advisory_unlock({_LOCK_KEY})")
-# Temporary tables outlive a transaction, so a run in chunks keeps them; one that failed half-way
-# leaves them in its pooled session, and the next run starts by dropping them.
+# Temporary tables outlive a transaction, so a run in chunks keeps them; a run drops them when it
+# ends, and first, in case one that failed half-way left them in its pooled session (a second run
+# in the same transaction needs the names too).
 _CLEAN = text("DROP TABLE IF EXISTS portfolio_revenue, portfolio_changed")
 
 # Every customer with orders in the window, ranked: the one pass over the orders, run by parallel workers.
@@ -170,7 +171,6 @@ _FLOORS = text(
     """  # noqa: S608
 )
 
-_DROP = text("DROP TABLE portfolio_revenue, portfolio_changed")  # a second run in the same transaction needs the names
 
 # One index probe per workspace instead of reading every customer.
 _WORKSPACES = text(
@@ -322,7 +322,7 @@ async def _classify_and_record(
     if chunked:
         await conn.commit()
     changed, moved = await _write(conn, params, floors["changes"], chunked=chunked)
-    await conn.execute(_DROP)
+    await conn.execute(_CLEAN)
     classified = time.perf_counter()
     published = await publish_changes(conn, [(ws, c) for c in moved], now=now) if publish else 0
     done_at = time.perf_counter()
@@ -368,7 +368,8 @@ async def _write(
             else:
                 async with _without(conn, "enable_hashjoin", "enable_mergejoin"):  # a nested loop keeps the order
                     done = (await conn.execute(_WRITE_WAITING, chunk)).one()
-            written, moved = written + done.changed, moved + list(done.moved)
+            written += done.changed
+            moved.extend(done.moved)
             if done.left:
                 unfinished.append(after)
         ranges = unfinished
