@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from cartera_common.access import Principal, require
-from cartera_common.events import Envelope, envelope_from_incoming
+from cartera_common.events.envelope import EncodedEvent, encode_incoming
 from ingest import intake
 from ingest.importer import ImportFormatError, ImportRow, parse_csv, parse_ndjson, sniff_format
 
@@ -55,13 +55,13 @@ async def import_history(
         raise HTTPException(415, "send text/csv or application/x-ndjson (or pass ?format=csv|ndjson)")
     rows = parse_csv(_chunks(request)) if kind == "csv" else parse_ndjson(_chunks(request))
     summary = ImportSummary(accepted=0, new=0, rejected=0, errors=[], errors_truncated=False)
-    pending: list[Envelope] = []
+    pending: list[EncodedEvent] = []
     received = request.app.state.clock.now()
     try:
         async for row in rows:
             if isinstance(row, ImportRow):
                 pending.append(
-                    envelope_from_incoming(
+                    encode_incoming(
                         row.event, workspace_id=principal.workspace_id, received_at=received, source="import"
                     )
                 )
@@ -79,7 +79,7 @@ async def import_history(
     return summary
 
 
-async def _flush(request: Request, pending: list[Envelope], summary: ImportSummary) -> None:
+async def _flush(request: Request, pending: list[EncodedEvent], summary: ImportSummary) -> None:
     if pending:
         summary.new += await intake.append(request.app.state.runtime, pending)
         summary.accepted += len(pending)

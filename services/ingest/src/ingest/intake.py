@@ -2,53 +2,76 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cartera_common.events import (
     EVENT_TYPES,
     INCOMING_EVENT,
-    Envelope,
     FieldError,
-    envelope_from_incoming,
+    IncomingEvent,
     field_errors,
 )
+from cartera_common.events.envelope import EncodedEvent, encode_incoming
 from cartera_common.metrics import INTAKE
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.runtime import ServiceRuntime
 from cartera_common.topics import EVENTS
+from cartera_common.tracing import trace_for
+
+# A whole batch in one call: about a third cheaper per event than one call per item.
+_BATCH: TypeAdapter[list[IncomingEvent]] = TypeAdapter(list[IncomingEvent])
 
 
 def validate(
-    items: Sequence[Any], *, workspace_id: str, received_at: datetime
-) -> tuple[list[Envelope], list[tuple[int, list[FieldError]]]]:
-    """Splits a batch into envelopes and per-index errors; one bad item never sinks the rest."""
-    good: list[Envelope] = []
+    items: Sequence[Any], *, workspace_id: str, received_at: datetime, source: str | None = None
+) -> tuple[list[EncodedEvent], list[tuple[int, list[FieldError]]]]:
+    """Splits a batch into encoded events and per-index errors; one bad item never sinks the rest."""
+    try:
+        events = _BATCH.validate_python(items)
+    except ValidationError:
+        return _validate_each(items, workspace_id=workspace_id, received_at=received_at, source=source)
+    return [encode_incoming(e, workspace_id=workspace_id, received_at=received_at, source=source) for e in events], []
+
+
+def _validate_each(
+    items: Sequence[Any], *, workspace_id: str, received_at: datetime, source: str | None
+) -> tuple[list[EncodedEvent], list[tuple[int, list[FieldError]]]]:
+    good: list[EncodedEvent] = []
     bad: list[tuple[int, list[FieldError]]] = []
+    rejected: Counter[str] = Counter()
     for index, item in enumerate(items):
         try:
             event = INCOMING_EVENT.validate_python(item)
         except ValidationError as exc:
             bad.append((index, field_errors(exc)))
-            INTAKE.labels(_type_label(item), "rejected").inc()
+            rejected[_type_label(item)] += 1
             continue
-        good.append(envelope_from_incoming(event, workspace_id=workspace_id, received_at=received_at))
+        good.append(encode_incoming(event, workspace_id=workspace_id, received_at=received_at, source=source))
+    for kind, n in rejected.items():
+        INTAKE.labels(kind, "rejected").inc(n)
     return good, bad
 
 
-async def append(runtime: ServiceRuntime, envelopes: Sequence[Envelope]) -> int:
+async def append(runtime: ServiceRuntime, events: Sequence[EncodedEvent]) -> int:
     """Writes the events to the intake log in one transaction; returns how many were new."""
-    if not envelopes:
+    if not events:
         return 0
     relay = runtime.relay
+    messages = [
+        OutMessage(EVENTS, e.key, e.value, e.workspace_id, e.event_id, trace_for(e.workspace_id, e.customer_id))
+        for e in events
+    ]
     async with runtime.engine.begin() as conn:
-        new = await emit(conn, [OutMessage.of(EVENTS, e) for e in envelopes], notify=not relay.is_leader)
+        new = await emit(conn, messages, notify=not relay.is_leader)
     relay.wake()
-    for e in envelopes:
-        INTAKE.labels(e.type, "accepted" if e.event_id in new else "duplicate").inc()
+    counts = Counter((e.type, "accepted" if e.event_id in new else "duplicate") for e in events)
+    for (kind, result), n in counts.items():
+        INTAKE.labels(kind, result).inc(n)
     return len(new)
 
 
