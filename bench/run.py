@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bench import baselines
 from bench.cpu import CpuMeter, describe, machine_load, per_event, postmaster_pid
+from bench.encoding import encoding_figures
 from bench.latency import LatencyResult, cartera_latency, pipe_latency
 from bench.report import Figure, percentile, summary_ms
 from bench.throughput import ThroughputResult, run_throughput, warm_up
@@ -142,6 +143,8 @@ async def baseline_phase(ctx: Ctx, tp: ThroughputResult, lat: LatencyResult, fir
         rate=a.latency_rate, seconds=a.latency_seconds, batch=a.latency_batch,
     )  # fmt: skip
     print(f"  aiokafka send → consumer receipt at the same pace: {summary_ms(pipe)}")
+    sample = Workload.generate(run_id=ctx.run_id, events=10_000, customers=a.customers, batch=a.batch).bodies()
+    encoding = encoding_figures(sample)
     p = {q: percentile(lat.visible, q) * 1000 for q in (50, 99)}
     b = {q: percentile(pipe, q) * 1000 for q in (50, 99)}
     hop = "broker hop"
@@ -151,4 +154,5 @@ async def baseline_phase(ctx: Ctx, tp: ThroughputResult, lat: LatencyResult, fir
         Figure("latency p50, 202 → row", p[50], "ms", b[50], hop),
         Figure("latency p99, 202 → row", p[99], "ms", b[99], hop, "< 500 ms"),
         Figure("latency max, 202 → row", max(lat.visible, default=0) * 1000, "ms", max(pipe, default=0) * 1000, hop),
+        *encoding,
     ]
