@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 import orjson
 
 from bench.report import Figure
-from cartera_common.outbox import OutMessage
-from cartera_common.topics import EVENTS
 from ingest import intake
 
 
@@ -40,7 +38,7 @@ def encoding_figures(bodies: Sequence[bytes]) -> list[Figure]:
             events, bad = intake.validate(orjson.loads(body), workspace_id="default", received_at=received)
             if bad:
                 raise RuntimeError(f"the workload has invalid events: {bad[:1]}")
-            staged += len([OutMessage(EVENTS, e.key, e.value, e.workspace_id, e.event_id) for e in events])
+            staged += len(intake.outbox_messages(events))
         return staged
 
     baseline = _best_rate(parse)

@@ -87,17 +87,15 @@ async def post_events(request: Request, principal: Principal = Depends(require("
         raise HTTPException(413, f"{len(items)} events in one request; the limit is {settings.ingest_max_batch}")
     if not items:
         raise HTTPException(422, [{"field": "batch", "problem": "is empty"}])
-    envelopes, bad = intake.validate(
-        items, workspace_id=principal.workspace_id, received_at=request.app.state.clock.now()
-    )
-    if not envelopes:
+    events, bad = intake.validate(items, workspace_id=principal.workspace_id, received_at=request.app.state.clock.now())
+    if not events:
         detail: list[FieldError] | list[dict[str, Any]] = (
             bad[0][1] if single else [{"index": i, "errors": errs} for i, errs in bad]
         )
         return JSONResponse({"detail": detail}, status_code=422)
-    new = await intake.append(request.app.state.runtime, envelopes)
+    new = await intake.append(request.app.state.runtime, events)
     return Accepted(
-        accepted=[e.event_id for e in envelopes],
+        accepted=[e.event_id for e in events],
         new=new,
         errors=[ItemError(index=i, errors=[dict(e) for e in errs]) for i, errs in bad],
     )

@@ -37,14 +37,14 @@ async def _accept(request: Request, body: Any, messages: list[tuple[str, Any]], 
             positions.append(index)
         except SegmentError as exc:
             errors.append({"index": index, "errors": [{"field": exc.field, "problem": exc.problem}]})
-    envelopes, bad = intake.validate(
+    events, bad = intake.validate(
         mapped, workspace_id=principal.workspace_id, received_at=request.app.state.clock.now()
     )
     errors += [{"index": positions[i], "errors": errs} for i, errs in bad]
-    if not envelopes:
+    if not events:
         detail: list[FieldError] | list[dict[str, Any]] = errors[0]["errors"] if single else errors
         return JSONResponse({"success": False, "detail": detail}, status_code=422)
-    await intake.append(request.app.state.runtime, envelopes)
+    await intake.append(request.app.state.runtime, events)
     answer: dict[str, Any] = {"success": True}
     if errors:
         answer["errors"] = sorted(errors, key=lambda e: int(e["index"]))

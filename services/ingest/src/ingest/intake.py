@@ -28,18 +28,18 @@ _BATCH: TypeAdapter[list[IncomingEvent]] = TypeAdapter(list[IncomingEvent])
 
 
 def validate(
-    items: Sequence[Any], *, workspace_id: str, received_at: datetime, source: str | None = None
+    items: Sequence[Any], *, workspace_id: str, received_at: datetime
 ) -> tuple[list[EncodedEvent], list[tuple[int, list[FieldError]]]]:
     """Splits a batch into encoded events and per-index errors; one bad item never sinks the rest."""
     try:
         events = _BATCH.validate_python(items)
     except ValidationError:
-        return _validate_each(items, workspace_id=workspace_id, received_at=received_at, source=source)
-    return [encode_incoming(e, workspace_id=workspace_id, received_at=received_at, source=source) for e in events], []
+        return _validate_each(items, workspace_id=workspace_id, received_at=received_at)
+    return [encode_incoming(e, workspace_id=workspace_id, received_at=received_at) for e in events], []
 
 
 def _validate_each(
-    items: Sequence[Any], *, workspace_id: str, received_at: datetime, source: str | None
+    items: Sequence[Any], *, workspace_id: str, received_at: datetime
 ) -> tuple[list[EncodedEvent], list[tuple[int, list[FieldError]]]]:
     good: list[EncodedEvent] = []
     bad: list[tuple[int, list[FieldError]]] = []
@@ -51,7 +51,7 @@ def _validate_each(
             bad.append((index, field_errors(exc)))
             rejected[_type_label(item)] += 1
             continue
-        good.append(encode_incoming(event, workspace_id=workspace_id, received_at=received_at, source=source))
+        good.append(encode_incoming(event, workspace_id=workspace_id, received_at=received_at))
     for kind, n in rejected.items():
         INTAKE.labels(kind, "rejected").inc(n)
     return good, bad
@@ -62,17 +62,21 @@ async def append(runtime: ServiceRuntime, events: Sequence[EncodedEvent]) -> int
     if not events:
         return 0
     relay = runtime.relay
-    messages = [
-        OutMessage(EVENTS, e.key, e.value, e.workspace_id, e.event_id, trace_for(e.workspace_id, e.customer_id))
-        for e in events
-    ]
     async with runtime.engine.begin() as conn:
-        new = await emit(conn, messages, notify=not relay.is_leader)
+        new = await emit(conn, outbox_messages(events), notify=not relay.is_leader)
     relay.wake()
     counts = Counter((e.type, "accepted" if e.event_id in new else "duplicate") for e in events)
     for (kind, result), n in counts.items():
         INTAKE.labels(kind, result).inc(n)
     return len(new)
+
+
+def outbox_messages(events: Sequence[EncodedEvent]) -> list[OutMessage]:
+    """The intake log's rows for the events, each carrying the trace of the request that sent it."""
+    return [
+        OutMessage(EVENTS, e.key, e.value, e.workspace_id, e.event_id, trace_for(e.workspace_id, e.customer_id))
+        for e in events
+    ]
 
 
 def _type_label(item: Any) -> str:
