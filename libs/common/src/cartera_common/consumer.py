@@ -179,6 +179,7 @@ class ConsumerLoop:
                 if len(decoded) <= 1:
                     await self._dead_letter(decoded, bad, reason=f"{type(exc).__name__}: {exc}")
                     return
+                log.warning("a batch of %d failed (%r); applying it one message at a time", len(decoded), exc)
                 await self._isolate(decoded, bad)
                 return
 
@@ -193,7 +194,8 @@ class ConsumerLoop:
         backoff = 0.1
         while True:
             try:
-                await self._apply([item], [])
+                applied = await self._apply([item], [])
+                CONSUMED.labels(self.group, self.topic, "applied" if applied else "duplicate").inc()
                 return
             except Exception as exc:
                 if is_transient(exc):

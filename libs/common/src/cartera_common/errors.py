@@ -19,8 +19,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
-            getattr(exc.orig, "__cause__", None), "sqlstate", None
-        )
-        return bool(sqlstate) and str(sqlstate).startswith(_TRANSIENT_SQLSTATE)
-    return False
+        return _transient_sqlstate(exc.orig) or _transient_sqlstate(getattr(exc.orig, "__cause__", None))
+    # The hottest reads go straight through asyncpg, whose errors carry their SQLSTATE themselves:
+    # a deadlock there is as worth retrying as one behind SQLAlchemy.
+    return _transient_sqlstate(exc)
+
+
+def _transient_sqlstate(exc: object) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None)
+    return bool(sqlstate) and str(sqlstate).startswith(_TRANSIENT_SQLSTATE)

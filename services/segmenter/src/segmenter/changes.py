@@ -20,6 +20,7 @@ from cartera_common.events.changes import CUSTOMER_CHANGED
 from cartera_common.events.envelope import derived_envelope
 from cartera_common.outbox import OutMessage, emit
 from cartera_common.topics import CUSTOMER_CHANGES
+from segmenter.locks import LOCKING_ORDER
 
 CustomerKey = tuple[str, str]
 
@@ -35,7 +36,7 @@ TRACKED: dict[str, tuple[str, ...]] = {
 }
 
 _SNAPSHOT = text(
-    """
+    f"""
     SELECT c.workspace_id, c.customer_id, c.name, c.email, c.phone, c.locale, c.time_zone, c.industry, c.segment,
            c.consent, c.first_order_at, c.order_count, c.revenue, c.margin, c.cost_to_serve, c.last_order_at,
            c.favourite_category, c.status, c.status_since, c.status_reason, c.policy_version, c.tier, c.frequency,
@@ -43,8 +44,8 @@ _SNAPSHOT = text(
     FROM customer c
     JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
       ON c.workspace_id = k.ws AND c.customer_id = k.cs
-    FOR UPDATE OF c
-    """
+    {LOCKING_ORDER}
+    """  # noqa: S608 - a constant
 )
 
 _MARK = text(

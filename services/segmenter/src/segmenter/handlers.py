@@ -13,6 +13,7 @@ from cartera_common.events import Envelope
 from cartera_common.events.changes import CUSTOMER_RESPONDED, MESSAGE_SENT, SCORES_UPDATED, WINBACK_ENDED
 from segmenter.changes import CustomerKey
 from segmenter.domain.fold import fold
+from segmenter.locks import lock_customers
 from segmenter.reevaluate import reevaluate
 from segmenter.upserts import write_batch
 
@@ -69,6 +70,7 @@ class Handlers:
             "p": [latest[k][1] for k in keys],
             "at": [latest[k][0] for k in keys],
         }
+        await lock_customers(conn, keys)
         await conn.execute(_SCORES, params)
         await reevaluate(conn, keys, now=self.clock.now())
 
@@ -93,5 +95,6 @@ class Handlers:
         params: dict[str, list[object]] = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]}
         for field in ("contacted", "responded", "ended"):
             params[field] = [moments[k].get(field) for k in keys]
+        await lock_customers(conn, keys)
         await conn.execute(_OUTCOMES, params)
         await reevaluate(conn, keys, now=self.clock.now())

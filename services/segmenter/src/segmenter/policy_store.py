@@ -31,8 +31,15 @@ _INSERT = text(
 )
 
 # Due now: the sweep re-evaluates every customer of the workspace under the new policy, in chunks.
+# Locked first in the one order (`locks`), which a plain UPDATE would not keep.
 _REEVALUATE_ALL = text(
-    "UPDATE customer SET due_at = :now WHERE workspace_id = :ws AND (due_at IS NULL OR due_at > :now)"
+    """
+    UPDATE customer c SET due_at = :now
+    FROM (SELECT customer_id FROM customer
+          WHERE workspace_id = :ws AND (due_at IS NULL OR due_at > :now)
+          ORDER BY customer_id COLLATE "C" FOR UPDATE) AS l
+    WHERE c.workspace_id = :ws AND c.customer_id = l.customer_id
+    """
 )
 
 

@@ -21,6 +21,7 @@ from segmenter.changes import CustomerKey, change_for
 from segmenter.domain import reasons
 from segmenter.domain.fold import Seen
 from segmenter.domain.lifecycle import MAX_RECENT_ORDERS, Decision, Facts, evaluate
+from segmenter.locks import LOCKING_ORDER
 from segmenter.policy_store import VersionedPolicy, current_policies
 
 # The customer as the rules and the snapshot need it; for `recount` customers also their orders'
@@ -47,8 +48,8 @@ _READ = f"""
         FROM customer_order o
         WHERE k.recount AND o.workspace_id = k.ws AND o.customer_id = k.cs AND o.completed AND NOT o.cancelled
     ) a ON k.recount
-    FOR UPDATE OF c
-    """  # noqa: S608 - MAX_RECENT_ORDERS is a constant
+    {LOCKING_ORDER}
+    """  # noqa: S608 - MAX_RECENT_ORDERS and LOCKING_ORDER are constants
 
 _ISSUES = text(
     """

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from cartera_common.db import json_rows
 from cartera_common.orders import upsert_orders
 from segmenter.domain.fold import PROFILE_FIELDS, BatchChanges
+from segmenter.locks import lock_customers
 
 # New customers get a row; existing ones get their first/last seen and costs in reevaluate()'s one write.
 _TOUCH = text(
@@ -127,8 +128,12 @@ def _keys(keys: Sequence[tuple[str, ...]]) -> dict[str, Any]:
 
 
 async def write_batch(conn: AsyncConnection, changes: BatchChanges) -> None:
-    """Keys are sorted in every statement: a stable lock order keeps two consumers from deadlocking."""
+    """Customers this batch updates are locked first, in the one order (`locks`): the updates join
+    their keys to `customer` in whatever order their plans pick."""
     await _touch(conn, changes)
+    await lock_customers(
+        conn, changes.profiles.keys() | changes.contacts.keys() | changes.consent.keys() | changes.erased
+    )
     await upsert_orders(conn, changes.orders)  # the customers' totals are recounted by reevaluate()
     if changes.profiles:
         await _profiles(conn, changes)
