@@ -42,7 +42,7 @@ _SNAPSHOT = text(
            c.favourite_category, c.status, c.status_since, c.status_reason, c.policy_version, c.tier, c.frequency,
            c.pareto, c.unhappy, c.leave_reasons, c.responsiveness, c.p_alive, c.published, c.change_seq
     FROM customer c
-    JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) AS k(ws, cs)
+    JOIN unnest(CAST(:ws AS text[]), CAST(:cs AS text[])) WITH ORDINALITY AS k(ws, cs, i)
       ON c.workspace_id = k.ws AND c.customer_id = k.cs
     {LOCKING_ORDER}
     """  # noqa: S608 - a constant

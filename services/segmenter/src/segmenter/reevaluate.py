@@ -36,7 +36,7 @@ _READ = f"""
            c.leave_reasons, c.responsiveness, c.name, c.email, c.phone, c.locale, c.time_zone, c.tier, c.pareto,
            c.consent::text AS consent_json, c.published::text AS published_json, c.change_seq, k.recount,
            a.n, a.revenue AS a_revenue, a.margin AS a_margin, a.first_at, a.last_at, a.recent, a.favourite
-    FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS boolean[])) AS k(ws, cs, recount)
+    FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS boolean[])) WITH ORDINALITY AS k(ws, cs, recount, i)
     JOIN customer c ON c.workspace_id = k.ws AND c.customer_id = k.cs
     LEFT JOIN LATERAL (
         SELECT count(*) AS n, COALESCE(sum(o.amount - o.refunded), 0) AS revenue, sum(o.margin) AS margin,
