@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cartera_common.errors import is_transient
 from cartera_common.logs import log_context
 from cartera_common.tracing import request_span, request_trace
 
@@ -85,6 +86,18 @@ def install_common_routes(app: FastAPI, ready: ReadyCheck) -> None:
         # The transaction failed or its commit went unanswered; event ids make a retry harmless.
         return JSONResponse(
             {"detail": "the database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_conflict(request: Request, exc: Exception) -> JSONResponse:
+        # A deadlock or serialisation failure rolled the whole transaction back: nothing was
+        # written, and the same request again will most likely go through. Anything else is a bug.
+        if not is_transient(exc):
+            raise exc
+        return JSONResponse(
+            {"detail": "the request collided with concurrent work and was rolled back; retry it"},
             status_code=503,
             headers={"Retry-After": "1"},
         )
