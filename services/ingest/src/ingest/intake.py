@@ -58,12 +58,24 @@ def _validate_each(
 
 
 async def append(runtime: ServiceRuntime, events: Sequence[EncodedEvent]) -> int:
-    """Writes the events to the intake log in one transaction; returns how many were new."""
+    """Writes the events to the intake log in one transaction; returns how many were new.
+
+    When this process publishes the log, the write is one statement that is its own transaction
+    (autocommit): durable when it returns, as 202 promises, without a BEGIN and a COMMIT round
+    trip, and never left open while the event loop serves other requests, which would hold the
+    relay's horizon back. Otherwise the NOTIFY that wakes the publishing replica must commit with
+    the rows, so both go in one transaction."""
     if not events:
         return 0
     relay = runtime.relay
-    async with runtime.engine.begin() as conn:
-        new = await emit(conn, outbox_messages(events), notify=not relay.is_leader)
+    messages = outbox_messages(events)
+    if relay.is_leader:
+        async with runtime.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            new = await emit(autocommit, messages, notify=False)
+    else:
+        async with runtime.engine.begin() as conn:
+            new = await emit(conn, messages, notify=True)
     relay.wake()
     counts = Counter((e.type, "accepted" if e.event_id in new else "duplicate") for e in events)
     for (kind, result), n in counts.items():
