@@ -14,8 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera.stack import Servers
+from cartera_common.clock import SettableClock
+from cartera_common.events import Envelope
+from cartera_common.events.changes import MESSAGE_SENT
 from segmenter.changes import publish_changes
 from segmenter.domain.policy import DEFAULT_POLICY
+from segmenter.handlers import Handlers
 from segmenter.locks import lock_customers
 from segmenter.policy_store import save_policy
 from segmenter.reevaluate import reevaluate
@@ -24,7 +28,26 @@ from tests.integration.databases import migrated_engine
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 Locker = Callable[[AsyncConnection, list[tuple[str, str]]], Awaitable[object]]
 
+
+def event(kind: str, key: tuple[str, str], **payload: object) -> Envelope:
+    return Envelope(event_id=str(uuid.uuid4()), type=kind, workspace_id=key[0], customer_id=key[1],
+                    occurred_at=NOW, received_at=NOW, payload=payload)  # fmt: skip
+
+
+HANDLERS = Handlers(SettableClock(NOW))
+
 LOCKERS: dict[str, Locker] = {
+    # Batches that lock in two steps: `b`'s profile or unsubscribe first, then every customer seen.
+    "apply_events": lambda conn, keys: HANDLERS.apply_events(
+        conn,
+        [
+            event("profile_updated", keys[1], name="B"),
+            event("order_completed", keys[0], order_id="o-1", amount="5", currency="EUR"),
+        ],
+    ),  # fmt: skip
+    "apply_outcomes": lambda conn, keys: HANDLERS.apply_outcomes(
+        conn, [event("unsubscribed", keys[1], channel="email"), event(MESSAGE_SENT, keys[0], channel="email")]
+    ),
     "lock_customers": lock_customers,
     "publish_changes": lambda conn, keys: publish_changes(conn, keys, now=NOW),
     "reevaluate": lambda conn, keys: reevaluate(conn, keys, now=NOW),

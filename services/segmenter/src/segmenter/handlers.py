@@ -76,10 +76,9 @@ class Handlers:
 
     async def apply_outcomes(self, conn: AsyncConnection, events: list[Envelope]) -> None:
         """Messages sent and answered feed responsiveness; a win-back ended without response means lost;
-        an unsubscribe through a campaign's link is a consent withdrawal like any other."""
+        an unsubscribe through a campaign's link is a consent withdrawal like any other.
+        Every customer concerned is locked first: the two steps below lock theirs one after the other."""
         unsubscribed = [e for e in events if e.type == "unsubscribed"]
-        if unsubscribed:
-            await self.apply_events(conn, unsubscribed)
         moments: dict[CustomerKey, dict[str, datetime]] = {}
         for e in events:
             field = {MESSAGE_SENT: "contacted", CUSTOMER_RESPONDED: "responded"}.get(e.type)
@@ -89,12 +88,14 @@ class Handlers:
                 continue
             seen = moments.setdefault((e.workspace_id, e.customer_id), {})
             seen[field] = max(seen.get(field, e.occurred_at), e.occurred_at)
+        await lock_customers(conn, moments.keys() | {(e.workspace_id, e.customer_id) for e in unsubscribed})
+        if unsubscribed:
+            await self.apply_events(conn, unsubscribed)
         if not moments:
             return
         keys = sorted(moments)
         params: dict[str, list[object]] = {"ws": [k[0] for k in keys], "cs": [k[1] for k in keys]}
         for field in ("contacted", "responded", "ended"):
             params[field] = [moments[k].get(field) for k in keys]
-        await lock_customers(conn, keys)
         await conn.execute(_OUTCOMES, params)
         await reevaluate(conn, keys, now=self.clock.now())

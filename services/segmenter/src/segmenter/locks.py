@@ -5,9 +5,10 @@ to `customer` locks rows in whatever order its plan produces them (a hash join: 
 physical order), so passing the keys sorted is not enough. Every locking read therefore takes its
 keys sorted, numbered by `unnest(…) WITH ORDINALITY AS k(…, i)`, and ends in `LOCKING_ORDER`:
 the usual plan, a nested loop over the keys, already yields that order and needs no sort (a sort
-of these wide rows cost the sweep 8 %); any other plan gets a sort below the lock. A batch that
-updates customers through a join takes its locks first with `lock_customers`. Consumer lanes, the
-sweep and the portfolio run then wait for each other and never deadlock.
+of these wide rows cost the sweep 8 %); any other plan gets a sort below the lock. A transaction
+that locks customers in more than one step would still take a later step's smaller keys after an
+earlier step's larger ones, so it locks all of them first with `lock_customers`. Consumer lanes,
+the sweep, the portfolio run and a policy change then wait for each other and never deadlock.
 """
 
 from __future__ import annotations

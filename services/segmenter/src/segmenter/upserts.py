@@ -128,12 +128,13 @@ def _keys(keys: Sequence[tuple[str, ...]]) -> dict[str, Any]:
 
 
 async def write_batch(conn: AsyncConnection, changes: BatchChanges) -> None:
-    """Customers this batch updates are locked first, in the one order (`locks`): the updates join
-    their keys to `customer` in whatever order their plans pick."""
+    """A batch that updates customers here locks every customer it saw first, in the one order
+    (`locks`): the updates join their keys to `customer` in whatever order their plans pick, and
+    locking only those would have the re-evaluation lock the rest later, out of order. A batch of
+    orders alone locks nothing here; the re-evaluation's one read locks its customers."""
     await _touch(conn, changes)
-    await lock_customers(
-        conn, changes.profiles.keys() | changes.contacts.keys() | changes.consent.keys() | changes.erased
-    )
+    if changes.profiles or changes.contacts or changes.consent or changes.erased:
+        await lock_customers(conn, changes.seen.keys())
     await upsert_orders(conn, changes.orders)  # the customers' totals are recounted by reevaluate()
     if changes.profiles:
         await _profiles(conn, changes)
