@@ -19,6 +19,7 @@ from cartera_common.metrics import CONSUMED
 from cartera_common.settings import ServiceSettings
 from cartera_common.topics import EVENTS
 from tests.integration.databases import migrated_engine
+from tests.integration.envelopes import envelope
 
 
 def record(offset: int, envelope: Envelope) -> ConsumerRecord[bytes, bytes]:
@@ -32,10 +33,9 @@ def record(offset: int, envelope: Envelope) -> ConsumerRecord[bytes, bytes]:
 def envelopes(n: int) -> list[Envelope]:
     now = datetime.now(UTC)
     return [
-        Envelope(event_id=str(uuid.uuid4()), type="order_completed", workspace_id="default", customer_id=f"c-{i}",
-                 occurred_at=now, received_at=now, payload={"order_id": f"o-{i}", "amount": "1", "currency": "EUR"})
+        envelope("default", f"c-{i}", "order_completed", now, order_id=f"o-{i}", amount="1", currency="EUR")
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def counted(group: str, result: str) -> float:

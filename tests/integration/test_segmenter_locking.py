@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cartera.stack import Servers
 from cartera_common.clock import SettableClock
-from cartera_common.events import Envelope
 from cartera_common.events.changes import MESSAGE_SENT
 from segmenter.changes import publish_changes
 from segmenter.domain.policy import DEFAULT_POLICY
@@ -24,15 +23,10 @@ from segmenter.locks import lock_customers
 from segmenter.policy_store import save_policy
 from segmenter.reevaluate import reevaluate
 from tests.integration.databases import migrated_engine
+from tests.integration.envelopes import envelope
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 Locker = Callable[[AsyncConnection, list[tuple[str, str]]], Awaitable[object]]
-
-
-def event(kind: str, key: tuple[str, str], **payload: object) -> Envelope:
-    return Envelope(event_id=str(uuid.uuid4()), type=kind, workspace_id=key[0], customer_id=key[1],
-                    occurred_at=NOW, received_at=NOW, payload=payload)  # fmt: skip
-
 
 HANDLERS = Handlers(SettableClock(NOW))
 
@@ -41,12 +35,16 @@ LOCKERS: dict[str, Locker] = {
     "apply_events": lambda conn, keys: HANDLERS.apply_events(
         conn,
         [
-            event("profile_updated", keys[1], name="B"),
-            event("order_completed", keys[0], order_id="o-1", amount="5", currency="EUR"),
+            envelope(*keys[1], "profile_updated", NOW, name="B"),
+            envelope(*keys[0], "order_completed", NOW, order_id="o-1", amount="5", currency="EUR"),
         ],
-    ),  # fmt: skip
+    ),
     "apply_outcomes": lambda conn, keys: HANDLERS.apply_outcomes(
-        conn, [event("unsubscribed", keys[1], channel="email"), event(MESSAGE_SENT, keys[0], channel="email")]
+        conn,
+        [
+            envelope(*keys[1], "unsubscribed", NOW, channel="email"),
+            envelope(*keys[0], MESSAGE_SENT, NOW, channel="email"),
+        ],
     ),
     "lock_customers": lock_customers,
     "publish_changes": lambda conn, keys: publish_changes(conn, keys, now=NOW),
